@@ -1,0 +1,6 @@
+# Rule featurize: descriptors once per distinct molecule of the study.
+from sim2real_scaling.stages import stage_featurize
+from sim2real_scaling.workflow_script import run
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+run(sm, lambda config: stage_featurize(config, sm.input.tables, sm.output[0], sm.params.study_cache))

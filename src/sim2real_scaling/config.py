@@ -1,0 +1,193 @@
+"""Study configuration: loading, schema validation with defaults, and the resolved grids.
+
+The JSON schema (``schema/config.schema.yaml``) is the reference documentation of every key. Validation
+fills in defaults and rejects unknown keys and wrong types with a message naming the key's path, so a
+typo never falls back silently to a default.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import yaml
+
+SCHEMA_RESOURCE = "schema/config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The study configuration is invalid; the message names the key."""
+
+
+def load_schema() -> dict[str, Any]:
+    text = resources.files("sim2real_scaling").joinpath(SCHEMA_RESOURCE).read_text()
+    return yaml.safe_load(text)
+
+
+def _validator_with_defaults(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    base = jsonschema.validators.validator_for(schema)
+
+    def set_defaults(validator, properties, instance, schema):  # noqa: ANN001
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    cls = jsonschema.validators.extend(base, {"properties": set_defaults})
+    return cls(schema)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        where = _key_path(error)
+        keys = ", ".join(f"{where}.{k}" if where != "<top level>" else k for k in extra)
+        return f"unknown config key {keys}{hint}"
+    return f"config key {_key_path(error)}: {error.message}"
+
+
+def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a deep copy of ``config`` with defaults filled in; raise :class:`ConfigError` if invalid."""
+    resolved = copy.deepcopy(dict(config))
+    validator = _validator_with_defaults(load_schema())
+    errors = sorted(validator.iter_errors(resolved), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        raise ConfigError("; ".join(_describe(e) for e in errors[:5]))
+    _check_semantics(resolved)
+    return resolved
+
+
+def _check_semantics(config: dict[str, Any]) -> None:
+    protocol = config["protocol"]
+    if protocol["chunk_size"] > protocol["trials"]:
+        protocol["chunk_size"] = protocol["trials"]
+    for name, prop in config["properties"].items():
+        for step in prop["transform"]:
+            if prop["transform"].count(step) > 1:
+                raise ConfigError(f"config key properties.{name}.transform: '{step}' listed twice")
+    if config["input_kind"] == "composition" and config["descriptor"]["set"] not in ("composition_kmd",):
+        raise ConfigError(
+            "config key descriptor.set: input_kind 'composition' needs the 'composition_kmd' descriptor, "
+            f"not '{config['descriptor']['set']}'"
+        )
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML config, merge ``overrides`` (nested dicts) and validate it."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if overrides:
+        config = deep_merge(config, overrides)
+    try:
+        return validate_config(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def n_grid_size(config: Mapping[str, Any]) -> int:
+    """Number of n values (known before the data are read, so the DAG can be built)."""
+    grid = config["grid"]
+    return len(grid["n"]) if isinstance(grid["n"], list) else int(grid["n_points"])
+
+
+def resolve_n_grid(config: Mapping[str, Any], source_size: int, property_name: str = "") -> list[int]:
+    """The n values for a source table of ``source_size`` valid rows.
+
+    ``auto``: ``n_points`` log-spaced integers from ``n_min`` to ``source_size`` (both included), made
+    strictly increasing. An explicit list must not exceed the source size.
+    """
+    grid = config["grid"]
+    where = f"properties.{property_name}" if property_name else "the source table"
+    if isinstance(grid["n"], list):
+        values = [int(v) for v in grid["n"]]
+        too_big = [v for v in values if v > source_size]
+        if too_big:
+            raise ConfigError(
+                f"config key grid.n: {too_big} larger than the {source_size} valid source rows of {where}"
+            )
+        if sorted(set(values)) != values:
+            raise ConfigError(f"config key grid.n: values must be strictly increasing, got {values}")
+        return values
+    n_min, points = int(grid["n_min"]), int(grid["n_points"])
+    if source_size < n_min:
+        raise ConfigError(
+            f"config key grid.n_min: {n_min} is larger than the {source_size} valid source rows of {where}"
+        )
+    if points == 1:
+        return [source_size]
+    raw = np.geomspace(n_min, source_size, points)
+    values = [int(round(v)) for v in raw]
+    values[-1] = source_size
+    for i in range(1, len(values)):  # strictly increasing even when the range is narrow
+        values[i] = max(values[i], values[i - 1] + 1)
+    if values[-1] > source_size:
+        raise ConfigError(
+            f"config key grid.n_points: {points} distinct values do not fit between n_min={n_min} "
+            f"and the {source_size} valid source rows of {where}"
+        )
+    return values
+
+
+def resolve_m_grid(config: Mapping[str, Any], train_size: int, property_name: str = "") -> list[int]:
+    """The experimental training sizes m for a training part of ``train_size`` rows (ascending)."""
+    spec = config["grid"]["m"]
+    if spec is None:
+        return [train_size]
+    values = []
+    for v in spec:
+        # floats up to 1 are fractions of the training part; integers are sizes
+        m = int(round(v * train_size)) if isinstance(v, float) and v <= 1 else int(v)
+        if m > train_size:
+            raise ConfigError(
+                f"config key grid.m: {v} asks for {m} training samples but properties.{property_name} has only "
+                f"{train_size} in the training part ({1 - config['protocol']['test_fraction']:.0%} of the target)"
+            )
+        if m < 2:
+            raise ConfigError(f"config key grid.m: {v} gives m={m}; at least 2 training samples are needed")
+        values.append(m)
+    return sorted(set(values))
+
+
+def n_chunks(config: Mapping[str, Any]) -> int:
+    protocol = config["protocol"]
+    return -(-protocol["trials"] // protocol["chunk_size"])
+
+
+def chunk_trials(config: Mapping[str, Any], chunk: int) -> list[int]:
+    """Trial indices of chunk ``chunk`` (0-based)."""
+    protocol = config["protocol"]
+    start = chunk * protocol["chunk_size"]
+    return list(range(start, min(start + protocol["chunk_size"], protocol["trials"])))
+
+
+def settings_digest(obj: Any) -> str:
+    """Short stable hash of JSON-serialisable settings (used for cache keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,448 @@
+"""Figures of the scaling analysis (PNG + SVG), in the style of the paper's Figs. 1b, 2, 5a/6e.
+
+Every function takes an output path *stem* (``out/density_scaling``; a trailing ``.png``/``.svg``/
+``.pdf`` is dropped), writes ``<stem>.png`` and ``<stem>.svg`` and returns both paths. Figures are
+built on :class:`matplotlib.figure.Figure` with the Agg canvas, so the global pyplot backend and
+state are never touched (safe in notebooks and in parallel Snakemake jobs). MAEs are plotted in the
+property's units; pass ``unit`` to label the axis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatter
+
+from .groups import GroupScaling
+from .planning import Plan
+from .scaling_law import PowerLawFit
+from .surface import SurfaceFit
+from .tables import TableError, curve, select_property
+
+__all__ = [
+    "plot_scaling_curve",
+    "plot_surface_curves",
+    "plot_indifference_curves",
+    "plot_group_panels",
+    "plot_bootstrap_distribution",
+    "scaling_curve_figure",
+    "surface_curves_figure",
+    "indifference_figure",
+    "group_panels_figure",
+    "bootstrap_figure",
+    "tex_law",
+]
+
+_TRANSFER = "#1f5fa8"
+_DIRECT = "#c0392b"
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, out: str | Path) -> list[Path]:
+    stem = Path(out)
+    if stem.suffix.lower() in (".png", ".svg", ".pdf"):
+        stem = stem.with_suffix("")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [Path(f"{stem}.png"), Path(f"{stem}.svg")]
+    fig.savefig(paths[0], dpi=150)
+    fig.savefig(paths[1])
+    return paths
+
+
+class _PlainLogFormatter(LogFormatter):
+    """matplotlib decides which log ticks get a label; the label is a plain number (0.06)."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        label = super().__call__(x, pos)
+        return f"{x:.3g}" if label else ""
+
+
+def _log_axes(ax: Axes) -> None:
+    """Log-log axes with MAE ticks as plain numbers (0.06, not 6x10^-2)."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1.2, 0.6)))
+
+
+def _tex_num(v: float, digits: int = 3) -> str:
+    s = f"{v:.{digits}g}"
+    if "e" in s:
+        mant, exp = s.split("e")
+        return rf"{mant}\times10^{{{int(exp)}}}"
+    return s
+
+
+def tex_law(fit: PowerLawFit, var: str = "n", lhs: str = "MAE", digits: int = 3) -> str:
+    """Mathtext label of a 1-D law, e.g. ``MAE = $0.0684\\,n^{-0.0145} + 1.75\\times10^{-11}$``."""
+    if not fit.ok:
+        return f"{lhs}: fit failed ({fit.status})"
+    return (
+        f"{lhs} = ${_tex_num(fit.D, digits)}\\,{var}^{{-{_tex_num(fit.alpha, digits)}}}"
+        f" + {_tex_num(fit.C, digits)}$"
+    )
+
+
+def _tex_surface(fit: SurfaceFit, digits: int = 3) -> str:
+    t = lambda v: _tex_num(v, digits)  # noqa: E731
+    return (
+        f"MAE = $({t(fit.A)}\\,n^{{-{t(fit.alpha)}}} + {t(fit.B)})\\,m^{{-{t(fit.beta)}}}"
+        f" + {t(fit.eps)}$"
+    )
+
+
+def _mae_label(unit: str | None) -> str:
+    return f"Test MAE [{unit}]" if unit else "Test MAE"
+
+
+def plot_scaling_curve(
+    summary: pd.DataFrame,
+    fit: PowerLawFit | None,
+    property: str,
+    m: float | None = None,
+    *,
+    out: str | Path,
+    unit: str | None = None,
+    title: str | None = None,
+    show_fit_band: bool = True,
+) -> list[Path]:
+    """Mean test MAE vs n (log-log) with its CI band, the fitted law and the direct baseline.
+
+    Args:
+        summary: validated summary (several properties allowed).
+        fit: the 1-D law R(n) at this m (``None`` or failed: no fitted line).
+        property: which property to draw.
+        m: fixed experimental size (default: largest with transfer rows).
+        out: output path stem. unit: the property's unit for the axis label. title: custom title.
+        show_fit_band: shade the bootstrap band of the law when the fit has samples.
+
+    Returns:
+        ``[png, svg]`` paths.
+    """
+    return _save(scaling_curve_figure(summary, fit, property, m, unit=unit, title=title,
+                                      show_fit_band=show_fit_band), out)
+
+
+def scaling_curve_figure(
+    summary: pd.DataFrame,
+    fit: PowerLawFit | None,
+    property: str,
+    m: float | None = None,
+    *,
+    unit: str | None = None,
+    title: str | None = None,
+    show_fit_band: bool = True,
+) -> Figure:
+    """The figure of :func:`plot_scaling_curve`, unsaved."""
+    prop, rows = select_property(summary, property)
+    m_used, tr = curve(rows, vary="n", fixed=m)
+    direct = rows[(rows["method"] == "direct") & np.isclose(rows["m"].to_numpy(float), m_used)]
+    n = tr["n"].to_numpy(float)
+    fig = _new_figure(6.0, 4.4)
+    ax = fig.add_subplot()
+    ax.fill_between(n, tr["mae_ci_low"], tr["mae_ci_high"], color=_TRANSFER, alpha=0.2, lw=0,
+                    label="90% CI of the mean")
+    ax.plot(n, tr["mae_mean"], "o-", color=_TRANSFER, lw=1.5, ms=4, label="transfer learning")
+    if fit is not None and fit.ok:
+        grid = np.geomspace(n.min(), n.max(), 200)
+        if show_fit_band and fit.boot_samples.shape[0] >= 2:
+            lo, hi = fit.predict_band(grid)
+            ax.fill_between(grid, lo, hi, color="k", alpha=0.08, lw=0)
+        ax.plot(grid, fit.predict(grid), "--", color="k", lw=1.3, label=tex_law(fit))
+    if not direct.empty:
+        d = direct.iloc[0]
+        ax.axhspan(d["mae_ci_low"], d["mae_ci_high"], color=_DIRECT, alpha=0.12, lw=0)
+        ax.axhline(d["mae_mean"], color=_DIRECT, lw=1.5, label="direct learning")
+    _log_axes(ax)
+    ax.set_xlabel("Number of simulated samples $n$")
+    ax.set_ylabel(_mae_label(unit))
+    ax.set_title(title or f"{prop}: Sim2Real scaling ($m$ = {m_used:g})")
+    ax.grid(True, which="both", alpha=0.25, lw=0.5)
+    ax.legend(loc="best", fontsize=8, frameon=False)
+    return fig
+
+
+def plot_surface_curves(
+    summary: pd.DataFrame,
+    fit: SurfaceFit | None,
+    property: str,
+    *,
+    out: str | Path,
+    unit: str | None = None,
+    m_values: Sequence[float] | None = None,
+    title: str | None = None,
+) -> list[Path]:
+    """MAE vs n, one line per m (Fig. 2 style), with the fitted surface dashed in the same colour.
+
+    Args:
+        summary: validated summary. fit: fitted surface or ``None``. property: which property.
+        out: output path stem. unit: property unit. m_values: the m to draw (default: all).
+        title: custom title.
+
+    Returns:
+        ``[png, svg]`` paths.
+    """
+    return _save(surface_curves_figure(summary, fit, property, unit=unit, m_values=m_values,
+                                       title=title), out)
+
+
+def surface_curves_figure(
+    summary: pd.DataFrame,
+    fit: SurfaceFit | None,
+    property: str,
+    *,
+    unit: str | None = None,
+    m_values: Sequence[float] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """The figure of :func:`plot_surface_curves`, unsaved."""
+    prop, rows = select_property(summary, property)
+    tr = rows[rows["method"] == "transfer"]
+    ms = np.unique(tr["m"].to_numpy(float)) if m_values is None else np.asarray(m_values, float)
+    if ms.size == 0:
+        raise TableError(f"no transfer rows for property {prop!r}")
+    fig = _new_figure(6.4, 4.6)
+    ax = fig.add_subplot()
+    colors = colormaps["viridis"](np.linspace(0.0, 0.9, ms.size))
+    for color, m in zip(colors, ms):
+        c = tr[np.isclose(tr["m"].to_numpy(float), m)].sort_values("n")
+        if c.empty:
+            continue
+        n = c["n"].to_numpy(float)
+        ax.fill_between(n, c["mae_ci_low"], c["mae_ci_high"], color=color, alpha=0.15, lw=0)
+        ax.plot(n, c["mae_mean"], "o-", color=color, ms=3, lw=1.2, label=f"$m$ = {m:g}")
+        if fit is not None and fit.ok:
+            grid = np.geomspace(n.min(), n.max(), 150)
+            ax.plot(grid, fit.predict(grid, m), "--", color=color, lw=1.0)
+    handles, labels = ax.get_legend_handles_labels()
+    if fit is not None and fit.ok:
+        handles.append(Line2D([], [], ls="--", color="k", lw=1.0))
+        labels.append(_tex_surface(fit) + ("" if fit.holds else "  (does not hold)"))
+    _log_axes(ax)
+    ax.set_xlabel("Number of simulated samples $n$")
+    ax.set_ylabel(_mae_label(unit))
+    ax.set_title(title or f"{prop}: scaling surface $R(n, m)$")
+    ax.grid(True, which="both", alpha=0.25, lw=0.5)
+    ax.legend(handles, labels, fontsize=7.5, frameon=False, loc="best")
+    return fig
+
+
+def plot_indifference_curves(
+    fit: SurfaceFit,
+    *,
+    out: str | Path,
+    levels: Sequence[float] | None = None,
+    plan: Plan | None = None,
+    n_range: tuple[float, float] | None = None,
+    m_range: tuple[float, float] | None = None,
+    unit: str | None = None,
+    title: str | None = None,
+) -> list[Path]:
+    """Indifference curves R(n, m) = r in the (n, m) plane, with the budget line and plan optimum.
+
+    Args:
+        fit: fitted surface.
+        out: output path stem.
+        levels: MAE levels r (property units); default five levels spanning the fitted range.
+        plan: a :class:`~sim2real_scaling.planning.Plan`; its cost line ``c_n n + c_m m = cost``
+            and optimum are drawn (and its target level added).
+        n_range, m_range: axis ranges (default: the fitted ranges widened to include the plan).
+        unit: property unit. title: custom title.
+
+    Returns:
+        ``[png, svg]`` paths.
+    """
+    return _save(indifference_figure(fit, levels=levels, plan=plan, n_range=n_range,
+                                     m_range=m_range, unit=unit, title=title), out)
+
+
+def indifference_figure(
+    fit: SurfaceFit,
+    *,
+    levels: Sequence[float] | None = None,
+    plan: Plan | None = None,
+    n_range: tuple[float, float] | None = None,
+    m_range: tuple[float, float] | None = None,
+    unit: str | None = None,
+    title: str | None = None,
+) -> Figure:
+    """The figure of :func:`plot_indifference_curves`, unsaved."""
+    n_lo, n_hi = n_range or fit.n_range
+    m_lo, m_hi = m_range or fit.m_range
+    if not all(math.isfinite(v) for v in (n_lo, n_hi, m_lo, m_hi)):
+        if plan is None or not (plan.feasible and math.isfinite(plan.n)):
+            raise ValueError("the surface has no fitted (n, m) range: pass n_range and m_range")
+        n_lo, n_hi, m_lo, m_hi = plan.n / 100, plan.n * 100, plan.m / 100, plan.m * 100
+    if plan is not None and plan.feasible and math.isfinite(plan.n):
+        n_lo, n_hi = min(n_lo, plan.n / 2), max(n_hi, plan.n * 2)
+        m_lo, m_hi = min(m_lo, plan.m / 2), max(m_hi, plan.m * 2)
+    if levels is None:
+        r_hi = float(fit.predict(n_lo, m_lo))
+        r_lo = float(fit.predict(n_hi, m_hi))
+        levels = list(np.geomspace(max(r_lo, fit.eps * 1.0001), r_hi, 7)[1:-1]) if r_hi > r_lo else [r_lo]
+    levels = sorted(float(v) for v in levels)
+    if plan is not None and plan.feasible and math.isfinite(plan.mae):
+        levels = sorted(set(levels) | {float(plan.mae)})
+    fig = _new_figure(6.0, 4.6)
+    ax = fig.add_subplot()
+    n_grid = np.geomspace(n_lo, n_hi, 400)
+    colors = colormaps["plasma"](np.linspace(0.05, 0.85, len(levels)))
+    for color, r in zip(colors, levels):
+        with np.errstate(all="ignore"):
+            m_curve = ((fit.A * n_grid ** (-fit.alpha) + fit.B) / (r - fit.eps)) ** (1.0 / fit.beta)
+        ok = np.isfinite(m_curve) & (m_curve > 0) & (r > fit.eps)
+        if ok.any():
+            ax.plot(n_grid[ok], m_curve[ok], color=color, lw=1.4, label=f"MAE = {r:.4g}")
+    if plan is not None and plan.feasible and math.isfinite(plan.n):
+        cost = plan.cost
+        m_line = (cost - plan.cost_sim * n_grid) / plan.cost_exp
+        ok = m_line > 0
+        ax.plot(n_grid[ok], m_line[ok], ":", color="k", lw=1.2,
+                label=f"cost = {cost:.4g} ($c_n$ = {plan.cost_sim:g}, $c_m$ = {plan.cost_exp:g})")
+        ax.plot([plan.n], [plan.m], marker="*", ms=13, color="k", ls="none",
+                label=f"optimum $n$ = {plan.n:.4g}, $m$ = {plan.m:.4g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(n_lo, n_hi)
+    ax.set_ylim(m_lo, m_hi)
+    ax.set_xlabel("Number of simulated samples $n$")
+    ax.set_ylabel("Number of experimental samples $m$")
+    ax.set_title(title or "Indifference curves $R(n, m) = r$" + (f" [{unit}]" if unit else ""))
+    ax.grid(True, which="both", alpha=0.25, lw=0.5)
+    ax.legend(fontsize=7.5, frameon=False, loc="best")
+    return fig
+
+
+def plot_group_panels(
+    scaling: GroupScaling,
+    *,
+    out: str | Path,
+    unit: str | None = None,
+    max_groups: int = 12,
+    ncols: int = 4,
+    title: str | None = None,
+) -> list[Path]:
+    """Small multiples, one panel per group in rank order (paper Figs. 5a/6e).
+
+    Each panel: the group's mean MAE vs n with its band, the fitted law dashed, the direct-learning
+    mean as a red line; the panel title gives rank, group, alpha and C.
+
+    Args:
+        scaling: result of :func:`~sim2real_scaling.groups.fit_group_scaling`.
+        out: output path stem. unit: property unit. max_groups: panels drawn (top ranks).
+        ncols: panels per row. title: custom figure title.
+
+    Returns:
+        ``[png, svg]`` paths.
+    """
+    return _save(group_panels_figure(scaling, unit=unit, max_groups=max_groups, ncols=ncols,
+                                     title=title), out)
+
+
+def group_panels_figure(
+    scaling: GroupScaling,
+    *,
+    unit: str | None = None,
+    max_groups: int = 12,
+    ncols: int = 4,
+    title: str | None = None,
+) -> Figure:
+    """The figure of :func:`plot_group_panels`, unsaved."""
+    table = scaling.table.head(max_groups)
+    k = max(len(table), 1)
+    ncols = max(1, min(ncols, k))
+    nrows = math.ceil(k / ncols)
+    fig = _new_figure(2.6 * ncols + 0.4, 2.3 * nrows + 0.6)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True)
+    for ax in axes.ravel()[len(table):]:
+        ax.set_visible(False)
+    for ax, (_, row) in zip(axes.ravel(), table.iterrows()):
+        g = str(row["group"])
+        c = scaling.curves[scaling.curves["group"] == g].sort_values("n")
+        n = c["n"].to_numpy(float)
+        ax.fill_between(n, c["mae_ci_low"].clip(lower=1e-300), c["mae_ci_high"], color=_TRANSFER,
+                        alpha=0.2, lw=0)
+        ax.plot(n, c["mae_mean"], "o-", color=_TRANSFER, ms=2.5, lw=1.0)
+        fit = scaling.fits.get(g)
+        if fit is not None and fit.ok and n.size:
+            grid = np.geomspace(n.min(), n.max(), 100)
+            ax.plot(grid, fit.predict(grid), "--", color="k", lw=1.0)
+        d = scaling.direct.get(g, math.nan)
+        if math.isfinite(d):
+            ax.axhline(d, color=_DIRECT, lw=1.0)
+        _log_axes(ax)
+        label = g if len(g) <= 22 else g[:21] + "…"
+        if row["status"] == "ok":
+            sub = f"α = {row['alpha']:.3g}, C = {row['C']:.2g}"
+        else:
+            sub = f"fit: {row['status']}"
+        ax.set_title(f"#{int(row['rank'])} {label}\n{sub}", fontsize=8)
+        ax.tick_params(which="both", labelsize=7)
+        ax.grid(True, which="both", alpha=0.2, lw=0.4)
+    fig.supxlabel("Number of simulated samples $n$", fontsize=9)
+    fig.supylabel(_mae_label(unit), fontsize=9)
+    fig.suptitle(
+        title or f"{scaling.property}: scaling per {scaling.group_by} ($m$ = {scaling.m:g}), "
+        "ranked by α", fontsize=10,
+    )
+    return fig
+
+
+def plot_bootstrap_distribution(
+    fit: PowerLawFit,
+    *,
+    out: str | Path,
+    params: Sequence[str] = ("alpha", "C"),
+    title: str | None = None,
+) -> list[Path]:
+    """Histograms of bootstrap samples of the law's parameters with estimate and interval.
+
+    Args:
+        fit: a law with ``boot_samples``. out: output path stem.
+        params: any of ``"D"``, ``"alpha"``, ``"C"``. title: custom title.
+
+    Returns:
+        ``[png, svg]`` paths. Raises ``ValueError`` without bootstrap samples.
+    """
+    return _save(bootstrap_figure(fit, params=params, title=title), out)
+
+
+def bootstrap_figure(
+    fit: PowerLawFit, *, params: Sequence[str] = ("alpha", "C"), title: str | None = None
+) -> Figure:
+    """The figure of :func:`plot_bootstrap_distribution`, unsaved."""
+    s = fit.boot_samples
+    s = s[np.all(np.isfinite(s), axis=1)] if s.size else s
+    if s.shape[0] < 2:
+        raise ValueError("the fit has no bootstrap samples")
+    index = {"D": 0, "alpha": 1, "C": 2}
+    fig = _new_figure(3.2 * len(params), 3.0)
+    axes = fig.subplots(1, len(params), squeeze=False)[0]
+    for ax, name in zip(axes, params):
+        col = s[:, index[name]]
+        ax.hist(col, bins=min(40, max(10, col.size // 5)), color=_TRANSFER, alpha=0.7)
+        ax.axvline(getattr(fit, name), color="k", lw=1.3, label="estimate")
+        lo, hi = getattr(fit, f"{name}_ci")
+        for v in (lo, hi):
+            if math.isfinite(v):
+                ax.axvline(v, color="k", ls="--", lw=1.0)
+        ax.set_xlabel({"alpha": "α", "C": "C (floor)", "D": "D"}[name])
+        ax.set_ylabel("bootstrap samples")
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title or f"Bootstrap ({fit.n_boot} refits, {fit.bootstrap}); "
+                 f"dashed: {fit.ci_level:.0%} interval", fontsize=9)
+    return fig

@@ -1,0 +1,102 @@
+"""The prepare stage: clean the source and target tables of one property, fit its transform, fix its grid.
+
+Writes (under ``results/<study>/prepared/<property>/``): ``source.csv`` and ``target.csv`` (columns
+``key, value, y`` plus id/class columns; ``y`` is the transformed value), ``rejected.csv`` (every row
+that was dropped, with file, row, column and reason), ``transform.json`` and ``grid.json`` (the n and m
+values this property is studied at).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import ConfigError, resolve_m_grid, resolve_n_grid
+from .input_tables import KEY, VALUE, DataError, clean_table
+from .io import write_csv, write_json
+from .transforms import PropertyTransform, TransformError
+
+log = logging.getLogger(__name__)
+
+
+def split_sizes(n_target: int, test_fraction: float) -> tuple[int, int]:
+    """(training part, test part) sizes of one trial's split of ``n_target`` target rows."""
+    n_test = max(1, int(round(test_fraction * n_target)))
+    return n_target - n_test, n_test
+
+
+def _carry_classes(source: pd.DataFrame, target: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Fill group columns the target lacks from the source table, matched by canonical key."""
+    for column in columns:
+        if column in target.columns:
+            continue
+        if column not in source.columns:
+            raise DataError(f"protocol.group_columns: column {column!r} is in neither the target nor the source table")
+        mapping = source.drop_duplicates(KEY).set_index(KEY)[column]
+        target[column] = target[KEY].map(mapping).fillna("unknown")
+    return target
+
+
+def prepare_property(config: Mapping[str, Any], name: str, out_dir: str | Path) -> dict[str, Any]:
+    """Clean, transform and grid one property; write the prepared files; return a short summary."""
+    prop = config["properties"][name]
+    protocol = config["protocol"]
+    kind = config["input_kind"]
+    group_columns = list(protocol["group_columns"])
+    src_spec, tgt_spec = prop["source"], prop["target"]
+    source = clean_table(src_spec, kind=kind, role="source", property_name=name, duplicates=protocol["duplicates"],
+                         extra_columns=[c for c in group_columns if c in _columns_of(src_spec["path"])])
+    target = clean_table(tgt_spec, kind=kind, role="target", property_name=name, duplicates=protocol["duplicates"],
+                         extra_columns=[c for c in group_columns if c in _columns_of(tgt_spec["path"])])
+    src, tgt = source.table, target.table
+    tgt = _carry_classes(src, tgt, group_columns)
+
+    where = f"properties.{name}"
+    try:
+        if prop["transform_fit_on"] == "each":
+            t_src = PropertyTransform(prop["transform"]).fit(src[VALUE].to_numpy(), f"{where}.source ({source.path})")
+            t_tgt = PropertyTransform(prop["transform"]).fit(tgt[VALUE].to_numpy(), f"{where}.target ({target.path})")
+        else:
+            basis = src if prop["transform_fit_on"] == "source" else tgt
+            t_src = PropertyTransform(prop["transform"]).fit(basis[VALUE].to_numpy(), f"{where}.{prop['transform_fit_on']}")
+            t_tgt = t_src
+        src["y"] = t_src.transform(src[VALUE].to_numpy(), f"{where}.source ({source.path})")
+        tgt["y"] = t_tgt.transform(tgt[VALUE].to_numpy(), f"{where}.target ({target.path})")
+    except TransformError as exc:
+        raise DataError(f"{exc} (drop those rows or choose another properties.{name}.transform)") from exc
+
+    n_train, n_test = split_sizes(len(tgt), protocol["test_fraction"])
+    if n_train < 2:
+        raise ConfigError(
+            f"{where}.target: {len(tgt)} usable rows leave {n_train} for training at "
+            f"protocol.test_fraction={protocol['test_fraction']}; at least 2 are needed"
+        )
+    n_values = resolve_n_grid(config, len(src), name)
+    m_values = resolve_m_grid(config, n_train, name)
+
+    out = Path(out_dir)
+    write_csv(src, out / "source.csv")
+    write_csv(tgt, out / "target.csv")
+    rejected = pd.concat([source.rejected.assign(table="source"), target.rejected.assign(table="target")])
+    write_csv(rejected, out / "rejected.csv")
+    write_json({"source": t_src.to_dict(), "target": t_tgt.to_dict()}, out / "transform.json")
+    grid = {"n": n_values, "m": m_values, "n_source": len(src), "n_target": len(tgt), "n_train": n_train,
+            "n_test": n_test, "rejected_source": len(source.rejected), "rejected_target": len(target.rejected)}
+    write_json(grid, out / "grid.json")
+    for role, table in (("source", source), ("target", target)):
+        if len(table.rejected):
+            log.warning("%s %s: %d rows rejected (see %s), e.g. row %s: %s", name, role, len(table.rejected),
+                        out / "rejected.csv", table.rejected["row"].iloc[0], table.rejected["reason"].iloc[0])
+    log.info("%s: %d source rows, %d target rows; n grid %s; m grid %s", name, len(src), len(tgt), n_values, m_values)
+    return grid
+
+
+def _columns_of(path: str) -> list[str]:
+    try:
+        return list(pd.read_csv(path, nrows=0).columns)
+    except (OSError, pd.errors.EmptyDataError):
+        return []

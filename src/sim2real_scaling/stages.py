@@ -1,0 +1,140 @@
+"""One function per workflow stage: what each Snakemake rule calls (through ``scripts/``).
+
+Each stage takes the validated config and plain paths, reads files, calls the package and writes its
+outputs atomically. Nothing here knows about Snakemake, so stages are unit-testable and usable from a
+notebook.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import chunk_trials
+from .engine import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS, load_property_data, pretrain, run_trials
+from .ensemble import resolve_device
+from .features import cache_file, featurize
+from .io import read_json, write_csv, write_json, write_torch
+from .prepare import prepare_property
+from .statistics import summarize
+
+log = logging.getLogger(__name__)
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+
+
+def stage_synthesize(config: Mapping[str, Any]) -> None:
+    from .synthetic import generate_benchmark
+
+    synth = config["synthetic"]
+    sizes = generate_benchmark(seed=config["seed"], n_source=synth["n_source"], n_target=synth["n_target"],
+                               noise_source=synth["noise_source"], noise_target=synth["noise_target"],
+                               hidden_strength=synth["hidden_strength"], source_path=synth["source_path"],
+                               target_path=synth["target_path"])
+    log.info("synthetic benchmark written: %s", sizes)
+
+
+def stage_prepare(config: Mapping[str, Any], property_name: str, out_dir: str | Path) -> None:
+    prepare_property(config, property_name, out_dir)
+
+
+def stage_featurize(config: Mapping[str, Any], prepared_tables: Sequence[str | Path], output: str | Path,
+                    study_cache: str | Path) -> None:
+    keys: set[str] = set()
+    for path in prepared_tables:
+        keys.update(pd.read_csv(path, usecols=["key"], keep_default_na=False)["key"].astype(str))
+    descriptor = config["descriptor"]
+    cache = cache_file(descriptor["cache_dir"], descriptor) if descriptor["cache_dir"] else Path(study_cache)
+    store = featurize(sorted(keys), descriptor, cache=cache)
+    store.save(output)
+    log.info("%d molecules x %d descriptors written to %s", len(store.keys), len(store.names), output)
+
+
+def stage_pretrain(config: Mapping[str, Any], property_name: str, n_index: int, prepared_dir: str | Path,
+                   descriptors: str | Path, output: str | Path) -> None:
+    data = load_property_data(config, property_name, prepared_dir, descriptors)
+    state = pretrain(config, data, n_index, resolve_device(config["device"]))
+    write_torch(state, output)
+
+
+def stage_trials(config: Mapping[str, Any], property_name: str, chunk: int, prepared_dir: str | Path,
+                 descriptors: str | Path, outputs: Mapping[str, str | Path], pretrained: str | Path | None = None) -> None:
+    """Train one chunk of trials (transfer when ``pretrained`` is given, direct otherwise)."""
+    import torch
+
+    data = load_property_data(config, property_name, prepared_dir, descriptors)
+    state = torch.load(pretrained, map_location="cpu", weights_only=True) if pretrained else None
+    result = run_trials(config, data, chunk_trials(config, chunk), pretrained=state,
+                        device=resolve_device(config["device"]))
+    write_csv(result.trials, outputs["trials"])
+    write_csv(result.groups, outputs["groups"])
+    write_csv(result.materials, outputs["materials"])
+
+
+def _concat(paths: Sequence[str | Path], columns: list[str]) -> pd.DataFrame:
+    frames = [pd.read_csv(p, keep_default_na=False, na_values=["", "nan", "NaN"]) for p in paths]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def stage_aggregate(config: Mapping[str, Any], trial_files: Sequence[str | Path], group_files: Sequence[str | Path],
+                    material_files: Sequence[str | Path], outputs: Mapping[str, str | Path]) -> None:
+    trials = _concat(trial_files, TRIAL_COLUMNS).sort_values(["property", "method", "n", "m", "trial"])
+    analysis = config["analysis"]
+    summary = summarize(trials, confidence=analysis["confidence"], n_resamples=analysis["bootstrap_resamples"],
+                        seed=config["seed"])
+    groups = _concat(group_files, GROUP_COLUMNS).sort_values(["property", "group_by", "group", "method", "n", "m", "trial"])
+    materials = _concat(material_files, MATERIAL_COLUMNS)
+    if not materials.empty:
+        materials = (materials.groupby(["property", "method", "n", "m", "material"], as_index=False)
+                     [["abs_error_sum", "count"]].sum())
+        materials["mean_abs_error"] = materials["abs_error_sum"] / materials["count"]
+    write_csv(trials, outputs["trials"])
+    write_csv(summary, outputs["summary"])
+    write_csv(groups, outputs["groups"])
+    write_csv(materials, outputs["materials"])
+    failed = int((trials["status"] != "ok").sum())
+    log.info("%d trials aggregated into %d summary rows (%d diverged)", len(trials), len(summary), failed)
+
+
+def environment_record() -> dict[str, Any]:
+    """Library versions and machine facts recorded next to the results."""
+    packages = ["sim2real-scaling", "numpy", "scipy", "pandas", "torch", "rdkit", "lmfit", "matplotlib",
+                "scikit-learn", "pymatgen", "snakemake"]
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    import torch
+
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions,
+            "cuda_available": torch.cuda.is_available(), "cpu_count": os.cpu_count()}
+
+
+def stage_record_run(config: Mapping[str, Any], output_config: str | Path, output_env: str | Path) -> None:
+    import yaml
+
+    from .io import write_text
+
+    write_text(yaml.safe_dump(dict(config), sort_keys=False), output_config)
+    write_json(environment_record(), output_env)
+
+
+def read_grids(prepared_dirs: Mapping[str, str | Path]) -> dict[str, dict[str, Any]]:
+    return {name: read_json(Path(d) / "grid.json") for name, d in prepared_dirs.items()}
+

@@ -1,0 +1,41 @@
+"""Glue for the scripts that Snakemake rules call: logging into the rule's log file, threads, clean errors."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .config import ConfigError
+from .input_tables import DataError
+from .descriptors import DescriptorError
+from .transforms import TransformError
+
+# errors caused by the user's input or config: reported in one line, without a traceback
+USER_ERRORS = (ConfigError, DataError, DescriptorError, TransformError)
+
+
+def setup_logging(log_file: str | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers,
+                        force=True)
+
+
+def run(snakemake: Any, stage: Callable[[dict[str, Any]], None]) -> None:
+    """Run ``stage(config)`` inside a Snakemake ``script:`` job."""
+    log_file = snakemake.log[0] if len(snakemake.log) else None
+    setup_logging(log_file)
+    from .stages import set_threads
+
+    set_threads(snakemake.threads)
+    try:
+        stage(dict(snakemake.config))
+    except USER_ERRORS as exc:
+        logging.getLogger("sim2real_scaling").error("%s", exc)
+        sys.exit(1)
+    except Exception:
+        logging.getLogger("sim2real_scaling").exception("unexpected error in rule %s", snakemake.rule)
+        raise

@@ -1,0 +1,212 @@
+"""Tests of the 1-D scaling law R(x) = D x^-alpha + C: recovery, intervals, model choice, failures."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from sim2real_scaling.scaling_law import (
+    PowerLawFit,
+    RequiredX,
+    fit_power_law,
+    fit_power_law_bootstrap,
+    fit_power_law_summary,
+    quantile_inf,
+    required_x,
+)
+
+TRUE = {"D": 0.3, "alpha": 0.3, "C": 0.05}
+X = np.geomspace(100, 7e4, 10)
+
+
+def _trials(seed: int, D: float = 0.3, alpha: float = 0.3, C: float = 0.05, sd: float = 0.01,
+            T: int = 200) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mean = D * X ** (-alpha) + C
+    return [mu + rng.normal(0.0, sd, T) for mu in mean]
+
+
+def test_noise_free_curve_is_recovered_exactly() -> None:
+    y = 0.3 * X**-0.3 + 0.05
+    fit = fit_power_law(X, y)
+    assert fit.status == "ok"
+    assert fit.D == pytest.approx(0.3, rel=1e-5)
+    assert fit.alpha == pytest.approx(0.3, rel=1e-5)
+    assert fit.C == pytest.approx(0.05, rel=1e-5)
+
+
+def test_recovers_parameters_from_noisy_trials() -> None:
+    fit = fit_power_law_bootstrap(X, _trials(1), n_boot=100, seed=0)
+    assert fit.ok and fit.weighted and fit.bootstrap == "trials"
+    assert fit.alpha == pytest.approx(0.3, rel=0.1)
+    assert fit.C == pytest.approx(0.05, rel=0.1)
+    assert fit.D == pytest.approx(0.3, rel=0.15)
+    for name, value in TRUE.items():
+        lo, hi = getattr(fit, f"{name}_ci")
+        assert lo <= value <= hi, (name, lo, hi)
+        assert lo <= getattr(fit, name) <= hi
+    # the law with a floor is clearly preferred on data with a floor
+    assert fit.preferred == "floor" and fit.preferred_aic == "floor"
+    assert fit.delta_bic < 0 and fit.delta_aic < 0
+    # lmfit covariance and bootstrap agree on the scale of the uncertainty
+    assert 0.5 < fit.stderr["alpha"] / fit.alpha_sd < 2.0
+    assert fit.boot_samples.shape == (100, 3)
+    assert 0.3 < fit.redchi < 3.0
+
+
+def test_bootstrap_intervals_cover_truth_in_most_replicates() -> None:
+    covered = {k: 0 for k in TRUE}
+    reps = 20
+    for seed in range(reps):
+        fit = fit_power_law_bootstrap(X, _trials(100 + seed, T=100), n_boot=60, seed=seed)
+        assert fit.ok
+        for k, v in TRUE.items():
+            lo, hi = getattr(fit, f"{k}_ci")
+            covered[k] += lo <= v <= hi
+    # nominal 90%: fewer than 14 of 20 would be very unlikely (p ~ 0.002)
+    for k, c in covered.items():
+        assert c >= 14, (k, c)
+
+
+def test_parametric_bootstrap_from_summary() -> None:
+    trials = _trials(7)
+    mean = np.array([t.mean() for t in trials])
+    sem = np.array([t.std(ddof=1) / math.sqrt(t.size) for t in trials])
+    fit = fit_power_law_summary(X, mean, sem, n_boot=100, seed=3)
+    assert fit.ok and fit.bootstrap == "parametric"
+    for name, value in TRUE.items():
+        lo, hi = getattr(fit, f"{name}_ci")
+        assert lo <= value <= hi, (name, lo, hi)
+    # same seed, same answer
+    again = fit_power_law_summary(X, mean, sem, n_boot=100, seed=3)
+    assert np.array_equal(fit.boot_samples, again.boot_samples)
+
+
+def test_log_space_fit() -> None:
+    trials = _trials(2)
+    fit = fit_power_law_bootstrap(X, trials, n_boot=30, seed=0, space="log")
+    assert fit.ok and fit.space == "log"
+    assert fit.alpha == pytest.approx(0.3, rel=0.1)
+    assert fit.C == pytest.approx(0.05, rel=0.1)
+    unweighted = fit_power_law(X, [t.mean() for t in trials], None, space="log")
+    assert unweighted.ok and not unweighted.weighted
+    assert unweighted.alpha == pytest.approx(0.3, rel=0.2)
+
+
+def test_no_floor_data_prefers_no_floor_by_bic() -> None:
+    trials = _trials(3, D=0.3, alpha=0.3, C=0.0, sd=0.002)
+    fit = fit_power_law_bootstrap(X, trials, n_boot=30, seed=0)
+    assert fit.ok
+    assert fit.preferred == "no_floor"
+    assert fit.delta_bic > 0
+    assert fit.C < 0.002
+    assert fit.alpha_no_floor == pytest.approx(0.3, rel=0.05)
+    nf = fit_power_law_bootstrap(X, trials, n_boot=30, seed=0, floor=False)
+    assert nf.ok and nf.C == 0.0 and nf.alpha == pytest.approx(fit.alpha_no_floor)
+
+
+def test_floor_is_bounded_by_smallest_mean() -> None:
+    y = np.array([1.0, 0.8, 0.7, 0.65, 0.64, 0.635])
+    x = np.geomspace(100, 1e5, y.size)
+    fit = fit_power_law(x, y)
+    assert fit.ok
+    assert 0.0 <= fit.C <= y.min()
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "status"),
+    [
+        ([100, 1000], [0.2, 0.1], "too_few_points"),
+        ([100, 100, 1000, 1000], [0.2, 0.21, 0.1, 0.11], "too_few_points"),
+        ([100, 1000, 1e4], [0.2, float("nan"), 0.1], "invalid_input"),
+        ([0, 1000, 1e4], [0.2, 0.15, 0.1], "invalid_input"),
+        ([100, 1000, 1e4], [0.2, 0.15], "invalid_input"),
+        ([100, 1000, 1e4], [0.2, -0.15, 0.1], "invalid_input"),
+    ],
+)
+def test_failures_return_status_not_exceptions(x: list[float], y: list[float], status: str) -> None:
+    fit = fit_power_law(x, y)
+    assert fit.status == status
+    assert not fit.ok and fit.message
+    assert math.isnan(fit.D) and math.isnan(fit.alpha) and math.isnan(fit.C)
+    assert np.isnan(fit.predict([100.0])).all()
+    assert json.dumps(fit.to_dict(), allow_nan=False)
+
+
+def test_bootstrap_failure_paths() -> None:
+    assert fit_power_law_bootstrap([1, 2, 3], [np.ones(3), np.array([])]).status == "invalid_input"
+    assert fit_power_law_bootstrap([1, 2, 3], [np.ones(3)] * 2).status == "invalid_input"
+    bad = [np.array([0.1, np.nan]), np.array([0.2, 0.3]), np.array([0.1, 0.2])]
+    assert fit_power_law_bootstrap([1, 2, 3], bad).status == "invalid_input"
+    assert fit_power_law([1, 2, 3], [1, 2, 3], space="cubic").status == "invalid_input"
+
+
+def test_single_trial_points_fall_back_to_median_se() -> None:
+    trials = _trials(4, T=50)
+    trials[3] = trials[3][:1]  # one trial: no SD at this point
+    fit = fit_power_law_bootstrap(X, trials, n_boot=20, seed=0)
+    assert fit.ok and "median SE" in fit.message
+
+
+def test_paired_bootstrap() -> None:
+    fit = fit_power_law_bootstrap(X, _trials(5, T=80), n_boot=40, seed=1, paired=True)
+    assert fit.ok and fit.n_boot == 40
+
+
+def test_predict_derivative_and_equation() -> None:
+    fit = PowerLawFit.from_params(0.0684, 0.0145, 1.75e-11)
+    assert fit.equation() == "MAE = 0.0684 n^-0.0145 + 1.75e-11"
+    x = np.array([1e3, 1e4])
+    assert np.allclose(fit.predict(x), 0.0684 * x**-0.0145 + 1.75e-11)
+    h = 1e-3
+    numeric = (fit.predict(x * (1 + h)) - fit.predict(x * (1 - h))) / (2 * h * x)
+    assert np.allclose(fit.derivative(x), numeric, rtol=1e-5)
+
+
+def test_required_x() -> None:
+    fit = fit_power_law_bootstrap(X, _trials(6), n_boot=60, seed=0)
+    target = 0.07
+    res = required_x(fit, target)
+    assert isinstance(res, RequiredX)
+    value, lo, hi, reachable = res  # unpacks like a 4-tuple
+    assert reachable and res.reachable_fraction == pytest.approx(1.0)
+    assert value == pytest.approx((fit.D / (target - fit.C)) ** (1 / fit.alpha))
+    assert fit.predict(value) == pytest.approx(target)
+    assert lo <= value <= hi
+    true_x = (0.3 / (target - 0.05)) ** (1 / 0.3)
+    assert lo <= true_x <= hi
+
+    below = required_x(fit, fit.C * 0.5)
+    assert not below.reachable and math.isinf(below.value) and "unreachable" in below.message
+    assert below.reachable_fraction == pytest.approx(0.0)
+    json.dumps(below.to_dict(), allow_nan=False)
+
+    # a target just above the floor: reachable for some bootstrap samples only
+    edge = required_x(fit, fit.C_ci[1])
+    assert 0.0 < edge.reachable_fraction < 1.0
+    assert math.isinf(edge.ci_high)
+
+
+def test_required_x_on_failed_fit() -> None:
+    res = required_x(fit_power_law([1, 2], [1, 2]), 0.5)
+    assert not res.reachable and math.isnan(res.value)
+
+
+def test_serialisation_round_trip() -> None:
+    fit = fit_power_law_bootstrap(X, _trials(8), n_boot=20, seed=0)
+    d = fit.to_dict()
+    text = json.dumps(d, allow_nan=False)
+    back = PowerLawFit.from_dict(json.loads(text))
+    assert back == fit  # boot samples are not part of equality
+    assert back.alpha == fit.alpha  # unrounded
+    assert back.boot_samples.shape == (0, 3)
+
+
+def test_quantile_inf() -> None:
+    assert quantile_inf([1.0, 2.0, 3.0], 0.5) == 2.0
+    assert math.isinf(quantile_inf([1.0, 2.0, np.inf], 0.95))
+    assert quantile_inf([1.0, 2.0, np.inf, np.inf], 0.0) == 1.0
+    assert math.isnan(quantile_inf([], 0.5))

@@ -1,0 +1,72 @@
+# Helpers shared by the rule files: config validation, the wildcard grids, input functions.
+
+import math
+from pathlib import Path
+
+from sim2real_scaling.config import ConfigError, n_chunks, n_grid_size, validate_config
+
+try:
+    _validated = validate_config(config)
+except ConfigError as exc:
+    raise WorkflowError(f"invalid config: {exc}") from None
+config.clear()
+config.update(_validated)
+
+STUDY = config["study"]
+R = f"{config['results_dir']}/{STUDY}"
+LOGS = f"logs/{STUDY}"
+PROPERTIES = list(config["properties"])
+N_INDEX = list(range(n_grid_size(config)))
+CHUNKS = list(range(n_chunks(config)))
+DIRECT = config["protocol"]["direct_baseline"]
+
+
+wildcard_constraints:
+    property="|".join(PROPERTIES),
+    n_index=r"\d+",
+    chunk=r"\d+",
+
+
+def res(rule_name, key, default):
+    """Resource of a rule from config `resources:` (sites override it in a profile)."""
+    return config["resources"].get(rule_name, {}).get(key, default)
+
+
+def attempt_scaled(rule_name, key, default):
+    """Runtime/memory that grow with each retry (attempt 1, 2, 3, ...)."""
+    base = res(rule_name, key, default)
+    return lambda wildcards, attempt: int(base * (1 + 0.5 * (attempt - 1)))
+
+
+def prepared(prop, name):
+    return f"{R}/prepared/{prop}/{name}"
+
+
+def trial_outputs(prefix):
+    return {
+        "trials": f"{prefix}.trials.csv",
+        "groups": f"{prefix}.groups.csv",
+        "materials": f"{prefix}.materials.csv",
+    }
+
+
+def all_chunk_files(kind):
+    files = []
+    for prop in PROPERTIES:
+        for chunk in CHUNKS:
+            for i in N_INDEX:
+                files.append(f"{R}/trials/{prop}/transfer_n{i}_c{chunk}.{kind}.csv")
+            if DIRECT:
+                files.append(f"{R}/trials/{prop}/direct_c{chunk}.{kind}.csv")
+    return files
+
+
+def final_outputs():
+    return [
+        f"{R}/trials.csv",
+        f"{R}/summary.csv",
+        f"{R}/fits.json",
+        f"{R}/report.html",
+        f"{R}/report.md",
+        f"{R}/run/config.resolved.yaml",
+    ]

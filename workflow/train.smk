@@ -1,0 +1,63 @@
+# Stage 2: pretraining per (property, n) and trial chunks (transfer and direct), each a vectorised ensemble.
+
+
+rule pretrain:
+    input:
+        grid=f"{R}/prepared/{{property}}/grid.json",
+        source=f"{R}/prepared/{{property}}/source.csv",
+        target=f"{R}/prepared/{{property}}/target.csv",
+        descriptors=f"{R}/features/descriptors.npz",
+    output:
+        f"{R}/models/{{property}}/pretrain_n{{n_index}}.pt",
+    log:
+        f"{LOGS}/pretrain/{{property}}_n{{n_index}}.log",
+    threads: res("pretrain", "threads", 2)
+    resources:
+        runtime=attempt_scaled("pretrain", "runtime", 60),
+        mem_mb=attempt_scaled("pretrain", "mem_mb", 4000),
+        gpu=res("pretrain", "gpu", 0),
+    conda:
+        "../envs/sim2real.yaml"
+    script:
+        "../scripts/pretrain.py"
+
+
+rule transfer:
+    input:
+        grid=f"{R}/prepared/{{property}}/grid.json",
+        target=f"{R}/prepared/{{property}}/target.csv",
+        descriptors=f"{R}/features/descriptors.npz",
+        pretrained=f"{R}/models/{{property}}/pretrain_n{{n_index}}.pt",
+    output:
+        **trial_outputs(f"{R}/trials/{{property}}/transfer_n{{n_index}}_c{{chunk}}"),
+    log:
+        f"{LOGS}/transfer/{{property}}_n{{n_index}}_c{{chunk}}.log",
+    threads: res("transfer", "threads", 2)
+    resources:
+        runtime=attempt_scaled("transfer", "runtime", 60),
+        mem_mb=attempt_scaled("transfer", "mem_mb", 4000),
+        gpu=res("transfer", "gpu", 0),
+    conda:
+        "../envs/sim2real.yaml"
+    script:
+        "../scripts/trials.py"
+
+
+rule direct:
+    input:
+        grid=f"{R}/prepared/{{property}}/grid.json",
+        target=f"{R}/prepared/{{property}}/target.csv",
+        descriptors=f"{R}/features/descriptors.npz",
+    output:
+        **trial_outputs(f"{R}/trials/{{property}}/direct_c{{chunk}}"),
+    log:
+        f"{LOGS}/direct/{{property}}_c{{chunk}}.log",
+    threads: res("direct", "threads", 2)
+    resources:
+        runtime=attempt_scaled("direct", "runtime", 60),
+        mem_mb=attempt_scaled("direct", "mem_mb", 4000),
+        gpu=res("direct", "gpu", 0),
+    conda:
+        "../envs/sim2real.yaml"
+    script:
+        "../scripts/trials.py"
