@@ -26,6 +26,7 @@ rule fit:
         groups=f"{R}/group_trials.csv",
     output:
         fits=f"{R}/fits.json",
+        figures=directory(f"{R}/figures"),
     log:
         f"{LOGS}/fit.log",
     conda:

@@ -11,7 +11,7 @@ rule pretrain:
         f"{R}/models/{{property}}/pretrain_n{{n_index}}.pt",
     log:
         f"{LOGS}/pretrain/{{property}}_n{{n_index}}.log",
-    threads: res("pretrain", "threads", 2)
+    threads: res("pretrain", "threads", 1)
     resources:
         runtime=attempt_scaled("pretrain", "runtime", 60),
         mem_mb=attempt_scaled("pretrain", "mem_mb", 4000),
@@ -32,7 +32,7 @@ rule transfer:
         **trial_outputs(f"{R}/trials/{{property}}/transfer_n{{n_index}}_c{{chunk}}"),
     log:
         f"{LOGS}/transfer/{{property}}_n{{n_index}}_c{{chunk}}.log",
-    threads: res("transfer", "threads", 2)
+    threads: res("transfer", "threads", 1)
     resources:
         runtime=attempt_scaled("transfer", "runtime", 60),
         mem_mb=attempt_scaled("transfer", "mem_mb", 4000),
@@ -52,7 +52,7 @@ rule direct:
         **trial_outputs(f"{R}/trials/{{property}}/direct_c{{chunk}}"),
     log:
         f"{LOGS}/direct/{{property}}_c{{chunk}}.log",
-    threads: res("direct", "threads", 2)
+    threads: res("direct", "threads", 1)
     resources:
         runtime=attempt_scaled("direct", "runtime", 60),
         mem_mb=attempt_scaled("direct", "mem_mb", 4000),

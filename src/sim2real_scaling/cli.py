@@ -49,6 +49,7 @@ from .tables import (
     read_trials,
     select_property,
     summary_standard_errors,
+    trial_ids_by_point,
     trials_by_point,
 )
 
@@ -82,7 +83,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = []
     for k, r in enumerate(cells):
         parts = [c.ljust(w) if i == 0 or not _numeric_cell(c) else c.rjust(w)
-                 for i, (c, w) in enumerate(zip(r, widths))]
+                 for i, (c, w) in enumerate(zip(r, widths, strict=True))]
         lines.append("  ".join(parts).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -141,8 +142,10 @@ def _fit_law(
     x = c[vary].to_numpy(float)
     if trials is not None:
         arrays = trials_by_point(trials, c, source=args.trials)
+        ids = trial_ids_by_point(trials, c) if args.paired else None
         fit = fit_power_law_bootstrap(x, arrays, n_boot=args.n_boot, seed=args.seed, ci=args.ci,
-                                      space=args.space, floor=floor)
+                                      space=args.space, floor=floor, paired=args.paired,
+                                      trial_ids=ids)
     else:
         fit = fit_power_law_summary(x, c["mae_mean"].to_numpy(float), c["se"].to_numpy(float),
                                     n_boot=args.n_boot, seed=args.seed, ci=args.ci,
@@ -165,8 +168,9 @@ def _fit_surf(
     n, m = tr["n"].to_numpy(float), tr["m"].to_numpy(float)
     if trials is not None:
         arrays = trials_by_point(trials, tr, source=args.trials)
+        ids = trial_ids_by_point(trials, tr) if args.paired else None
         fit = fit_surface_bootstrap(n, m, arrays, n_boot=args.n_boot, seed=args.seed, ci=args.ci,
-                                    space=args.space)
+                                    space=args.space, paired=args.paired, trial_ids=ids)
     else:
         fit = fit_surface_summary(n, m, tr["mae_mean"].to_numpy(float), summary_standard_errors(tr),
                                   n_boot=args.n_boot, seed=args.seed, ci=args.ci, space=args.space)
@@ -199,7 +203,8 @@ def _law_text(prop: str, what: str, fit: PowerLawFit, var: str) -> str:
         ),
         f"delta (floor - no floor): AIC {_fmt(fit.delta_aic)}, BIC {_fmt(fit.delta_bic)}; "
         f"preferred by BIC: {fit.preferred or '-'}, by AIC: {fit.preferred_aic or '-'}",
-        f"chi2/dof: {_fmt(fit.redchi)}   status: {fit.status}" + (f"   note: {fit.message}" if fit.message else ""),
+        f"chi2/dof: {_fmt(fit.redchi)}   status: {fit.status}"
+        + (f"   note: {fit.message}" if fit.message else ""),
     ]
     return "\n".join(lines)
 
@@ -235,14 +240,14 @@ def _surface_text(prop: str, fit: SurfaceFit) -> str:
 def _cmd_fit(args: argparse.Namespace) -> int:
     prop, rows, trials = _load(args)
     if args.surface:
-        tr, fit = _fit_surf(args, rows, trials)
+        _, surf = _fit_surf(args, rows, trials)
         if args.plot:
             from .plots import plot_surface_curves
 
-            plot_surface_curves(rows, fit, prop, out=args.plot, unit=args.unit)
-        _emit(args, {"property": prop, "kind": "surface", "fit": fit.to_dict()},
-              _surface_text(prop, fit))
-        return 0 if fit.ok else 1
+            plot_surface_curves(rows, surf, prop, out=args.plot, unit=args.unit)
+        _emit(args, {"property": prop, "kind": "surface", "fit": surf.to_dict()},
+              _surface_text(prop, surf))
+        return 0 if surf.ok else 1
     vary = args.vary
     fixed = args.m if vary == "n" else args.n
     method = args.method
@@ -402,7 +407,7 @@ def _cmd_groups(args: argparse.Namespace) -> int:
     gt = read_group_trials(args.group_trials)
     res = fit_group_scaling(gt, property=args.property, group_by=args.group_by, m=args.m,
                             n_boot=args.n_boot, seed=args.seed, ci=args.ci, space=args.space,
-                            source=args.group_trials)
+                            paired=args.paired, source=args.group_trials)
     table = res.table if args.top is None else res.table.head(args.top)
     if args.plot:
         from .plots import plot_group_panels
@@ -493,6 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="level of the percentile intervals")
     g.add_argument("--space", choices=("linear", "log"), default="linear",
                    help="fit residuals in linear space weighted by 1/SE of each mean, or log(MAE)")
+    g.add_argument("--paired", action="store_true",
+                   help="bootstrap: resample trial ids jointly across all sizes (trial t shares "
+                        "its random split at every n and m in the workflow's protocol); default: "
+                        "resample trials independently within each size")
     g.add_argument("--json", action="store_true", help="print JSON instead of a table")
     g.add_argument("--debug", action="store_true", help="show Python tracebacks instead of one-line errors")
 

@@ -132,6 +132,7 @@ def fit_group_scaling(
     seed: int = 0,
     ci: float = 0.90,
     space: str = "linear",
+    paired: bool = False,
     source: str = "group_trials",
 ) -> GroupScaling:
     """Fit the 1-D law in n for every group of a validated ``group_trials`` table.
@@ -144,6 +145,7 @@ def fit_group_scaling(
         n_boot: trial-resampling bootstrap refits per group. seed: base seed; each group's seed is
             derived from (seed, crc32(group name)) so results do not depend on the other groups.
         ci: interval level. space: fit weighting (see :mod:`~sim2real_scaling.scaling_law`).
+        paired: resample trial ids jointly across n (trials share splits across n).
         source: name used in error messages.
 
     Returns:
@@ -160,13 +162,15 @@ def fit_group_scaling(
     fits: dict[str, PowerLawFit] = {}
     for group, g in transfer.groupby("group", sort=True):
         group = str(group)
-        by_n = [(float(n), d["mae"].to_numpy(float)) for n, d in g.groupby("n", sort=True)]
+        parts = [d for _, d in g.groupby("n", sort=True)]
+        by_n = [(float(d["n"].to_numpy(float)[0]), d["mae"].to_numpy(float)) for d in parts]
         xs = np.array([n for n, _ in by_n])
         arrays = [a for _, a in by_n]
         rng_seed = _group_seed(seed, group)
         fit = fit_power_law_bootstrap(
-            xs, arrays, n_boot=n_boot, seed=np.random.SeedSequence(rng_seed).generate_state(1)[0],
-            ci=ci, space=space,
+            xs, arrays, n_boot=n_boot, seed=int(np.random.SeedSequence(rng_seed).generate_state(1)[0]),
+            ci=ci, space=space, paired=paired,
+            trial_ids=[d["trial"].to_numpy() for d in parts] if paired else None,
         )
         fits[group] = fit
         for n, a in by_n:
@@ -220,14 +224,14 @@ def fit_group_scaling_summary(
         se = summary_standard_errors(g)
         fit = fit_power_law_summary(
             g["n"].to_numpy(float), g["mae_mean"].to_numpy(float), se, n_boot=n_boot,
-            seed=np.random.SeedSequence(_group_seed(seed, group)).generate_state(1)[0], ci=ci,
+            seed=int(np.random.SeedSequence(_group_seed(seed, group)).generate_state(1)[0]), ci=ci,
             space=space,
         )
         fits[group] = fit
-        for _, r in g.iterrows():
-            curves.append({"group": group, "n": float(r["n"]), "mae_mean": float(r["mae_mean"]),
-                           "mae_ci_low": float(r["mae_ci_low"]), "mae_ci_high": float(r["mae_ci_high"]),
-                           "trials": r["trials"]})
+        cols = {k: g[k].to_numpy(float) for k in ("n", "mae_mean", "mae_ci_low", "mae_ci_high",
+                                                   "trials")}
+        for j in range(len(g)):
+            curves.append({"group": group, **{k: float(v[j]) for k, v in cols.items()}})
         records.append(_row(gb, group, fit, float(g["n"].max()), float(g["mae_mean"].iloc[-1]),
                             direct.get(group, math.nan), int(np.nanmin(g["trials"].to_numpy(float)))
                             if g["trials"].notna().any() else 0))

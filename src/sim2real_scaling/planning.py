@@ -306,7 +306,9 @@ def _solve_target(
     n_g = _n_for_target(p, r, grid, n_min)
     costs = np.where(np.isfinite(n_g) & (n_g <= n_max * (1 + 1e-12)), c_n * n_g + c_m * grid, np.inf)
     if not np.isfinite(costs).any():
-        return math.inf, math.inf, math.inf, f"unreachable with n <= n_max = {n_max:g} and m <= m_max = {m_max:g}"
+        return math.inf, math.inf, math.inf, (
+            f"unreachable with n <= n_max = {n_max:g} and m <= m_max = {m_max:g}"
+        )
     m_opt, cost = _refine(cost_of, grid, costs)
     n_opt = float(_n_for_target(p, r, np.array([m_opt]), n_min)[0])
     return n_opt, m_opt, cost, ""

@@ -218,7 +218,7 @@ def surface_curves_figure(
     fig = _new_figure(6.4, 4.6)
     ax = fig.add_subplot()
     colors = colormaps["viridis"](np.linspace(0.0, 0.9, ms.size))
-    for color, m in zip(colors, ms):
+    for color, m in zip(colors, ms, strict=True):
         c = tr[np.isclose(tr["m"].to_numpy(float), m)].sort_values("n")
         if c.empty:
             continue
@@ -301,7 +301,7 @@ def indifference_figure(
     ax = fig.add_subplot()
     n_grid = np.geomspace(n_lo, n_hi, 400)
     colors = colormaps["plasma"](np.linspace(0.05, 0.85, len(levels)))
-    for color, r in zip(colors, levels):
+    for color, r in zip(colors, levels, strict=True):
         with np.errstate(all="ignore"):
             m_curve = ((fit.A * n_grid ** (-fit.alpha) + fit.B) / (r - fit.eps)) ** (1.0 / fit.beta)
         ok = np.isfinite(m_curve) & (m_curve > 0) & (r > fit.eps)
@@ -370,7 +370,7 @@ def group_panels_figure(
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True)
     for ax in axes.ravel()[len(table):]:
         ax.set_visible(False)
-    for ax, (_, row) in zip(axes.ravel(), table.iterrows()):
+    for ax, (_, row) in zip(axes.ravel(), table.iterrows(), strict=False):
         g = str(row["group"])
         c = scaling.curves[scaling.curves["group"] == g].sort_values("n")
         n = c["n"].to_numpy(float)
@@ -432,7 +432,7 @@ def bootstrap_figure(
     index = {"D": 0, "alpha": 1, "C": 2}
     fig = _new_figure(3.2 * len(params), 3.0)
     axes = fig.subplots(1, len(params), squeeze=False)[0]
-    for ax, name in zip(axes, params):
+    for ax, name in zip(axes, params, strict=True):
         col = s[:, index[name]]
         ax.hist(col, bins=min(40, max(10, col.size // 5)), color=_TRANSFER, alpha=0.7)
         ax.axvline(getattr(fit, name), color="k", lw=1.3, label="estimate")

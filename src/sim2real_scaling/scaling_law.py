@@ -65,6 +65,7 @@ __all__ = [
     "power_law",
     "quantile_inf",
     "clean_weights",
+    "resample_means",
 ]
 
 PARAMS: tuple[str, str, str] = ("D", "alpha", "C")
@@ -144,26 +145,76 @@ def clean_weights(
         ``weighted`` tells whether SEs were used; ``note`` says what was replaced.
     """
     note = ""
-    if y_sem is None:
-        se = None
-    else:
-        se = np.asarray(y_sem, dtype=float).ravel()
-        if se.shape != y.shape:
-            raise ValueError(f"y_sem has shape {se.shape}, y has {y.shape}")
-        good = np.isfinite(se) & (se > 0)
+    se: np.ndarray | None = None
+    if y_sem is not None:
+        raw = np.asarray(y_sem, dtype=float).ravel()
+        if raw.shape != y.shape:
+            raise ValueError(f"y_sem has shape {raw.shape}, y has {y.shape}")
+        good = np.isfinite(raw) & (raw > 0)
         if not good.any():
-            se = None
             note = "no usable standard errors: unweighted fit"
         elif not good.all():
-            fill = float(np.median(se[good]))
+            fill = float(np.median(raw[good]))
             note = f"{int((~good).sum())} missing/zero SE replaced by the median SE {fill:.3g}"
-            se = np.where(good, se, fill)
-    weighted = se is not None
+            se = np.where(good, raw, fill)
+        else:
+            se = raw
+    if se is None:
+        ones = np.ones_like(y, dtype=float)
+        return ones, (ones if space == "linear" else ones / y), False, note
     if space == "linear":
-        w = 1.0 / se if weighted else np.ones_like(y)
-        return w, w, weighted, note
-    w = y / se if weighted else np.ones_like(y)
-    return w, w / y, weighted, note
+        return 1.0 / se, 1.0 / se, True, note
+    return y / se, 1.0 / se, True, note
+
+
+def resample_means(
+    mae_by_trial: Sequence[np.ndarray],
+    n_boot: int,
+    rng: np.random.Generator,
+    *,
+    paired: bool = False,
+    trial_ids: Sequence[ArrayLike] | None = None,
+) -> tuple[np.ndarray, str]:
+    """Bootstrap means of trial MAEs at several grid points.
+
+    Args:
+        mae_by_trial: per point, the 1-D array of trial MAEs.
+        n_boot: resamples.
+        rng: random generator.
+        paired: resample *trials* jointly across points (trial t shares its random split at every
+            point, as in the workflow's protocol), keeping the correlation between points; else
+            independently within each point.
+        trial_ids: per point, the trial ids of ``mae_by_trial`` (for ``paired``); trial t is
+            matched by id, so points where some trials are missing (diverged) are fine. Without
+            ids, paired resampling matches by position and needs equal trial counts.
+
+    Returns:
+        ``(Y, note)``: resampled means ``(n_boot, points)`` and a note when pairing was not
+        possible (then resampled within points).
+    """
+    N = len(mae_by_trial)
+    Y = np.empty((n_boot, N))
+    note = ""
+    if paired and trial_ids is None:
+        if len({a.size for a in mae_by_trial}) == 1:
+            trial_ids = [np.arange(mae_by_trial[0].size)] * N
+        else:
+            note = "paired bootstrap needs trial ids or equal trial counts: resampled within points"
+            paired = False
+    if paired and trial_ids is not None:
+        ids = [np.asarray(t).ravel() for t in trial_ids]
+        universe = np.unique(np.concatenate(ids))
+        idx = rng.integers(0, universe.size, size=(n_boot, universe.size))
+        for j, (a, t) in enumerate(zip(mae_by_trial, ids, strict=True)):
+            full = np.full(universe.size, np.nan)
+            full[np.searchsorted(universe, t)] = a
+            drawn = full[idx]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                Y[:, j] = np.nansum(drawn, axis=1) / np.sum(np.isfinite(drawn), axis=1)
+        return Y, note
+    for j, a in enumerate(mae_by_trial):
+        Y[:, j] = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1)
+    return Y, note
 
 
 # ----------------------------------------------------------------------------------------------
@@ -770,6 +821,11 @@ def fit_power_law(
         messages.append("lmfit did not reach the multi-start optimum: reported without stderr")
     k = k_floor if floor else k_nf
     dof = n_pts - k
+    if weighted and dof > 0 and chi2 / dof > 3.0:
+        messages.append(f"poor fit: chi2/dof = {chi2 / dof:.3g} (the law misses the points by more "
+                        "than their SE)")
+    if D == 0.0 or alpha < 1e-6:
+        messages.append("no decay with x (D = 0 or alpha = 0)")
     return PowerLawFit(
         D=D, alpha=alpha, C=C, stderr=stderr, status="ok", message="; ".join(messages),
         n_points=n_pts, space=space, floor=floor, weighted=weighted, chi2=chi2, dof=dof,
@@ -812,6 +868,7 @@ def fit_power_law_bootstrap(
     space: str = "linear",
     floor: bool = True,
     paired: bool = False,
+    trial_ids: Sequence[ArrayLike] | None = None,
     alpha_max: float = DEFAULT_ALPHA_MAX,
 ) -> PowerLawFit:
     """Fit the law to trial means and get intervals by resampling trials.
@@ -823,8 +880,11 @@ def fit_power_law_bootstrap(
         seed: seed of ``numpy.random.default_rng``.
         ci: level of the percentile intervals.
         space, floor, alpha_max: see :func:`fit_power_law`.
-        paired: resample the same trial indices at every x (when trial k shares its split across
-            x; needs equal trial counts). Default: independently within each x.
+        paired: resample trials jointly across x (trial t shares its split at every x in the
+            workflow's protocol, so this keeps the correlation between points and gives the
+            tighter, correct interval for the slope). Default: independently within each x.
+        trial_ids: per x, the trial ids of ``mae_by_trial`` (pairs trials by id; see
+            :func:`resample_means`).
 
     Returns:
         :class:`PowerLawFit` fitted to the means with SE = SD/sqrt(trials), with ``boot_samples``,
@@ -848,26 +908,13 @@ def fit_power_law_bootstrap(
         return fit
     order = np.argsort(xa, kind="stable")
     rng = np.random.default_rng(seed)
-    Y = np.empty((n_boot, xa.size))
-    if paired:
-        sizes = {a.size for a in arrays}
-        if len(sizes) != 1:
-            fit.message = "; ".join(
-                m for m in (fit.message, "paired bootstrap needs equal trial counts: not paired") if m
-            )
-            paired = False
-    if paired:
-        T = arrays[0].size
-        idx = rng.integers(0, T, size=(n_boot, T))
-        M = np.stack(arrays, axis=0)  # (N, T)
-        Y[:] = M[:, idx].mean(axis=2).T
-    else:
-        for j, a in enumerate(arrays):
-            idx = rng.integers(0, a.size, size=(n_boot, a.size))
-            Y[:, j] = a[idx].mean(axis=1)
+    Y, note = resample_means(arrays, n_boot, rng, paired=paired, trial_ids=trial_ids)
+    if note:
+        fit.message = "; ".join(m for m in (fit.message, note) if m)
     Y = Y[:, order]
     w, w_lin, _, _ = clean_weights(means[order], sem[order], space)
-    return _attach_bootstrap(fit, xa[order], Y, w, w_lin, ci, "trials", alpha_max)
+    return _attach_bootstrap(fit, xa[order], Y, w, w_lin, ci,
+                             "paired trials" if paired and not note else "trials", alpha_max)
 
 
 def fit_power_law_summary(

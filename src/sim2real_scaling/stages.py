@@ -138,3 +138,45 @@ def stage_record_run(config: Mapping[str, Any], output_config: str | Path, outpu
 def read_grids(prepared_dirs: Mapping[str, str | Path]) -> dict[str, dict[str, Any]]:
     return {name: read_json(Path(d) / "grid.json") for name, d in prepared_dirs.items()}
 
+
+
+def stage_analyse(config: Mapping[str, Any], inputs: Mapping[str, str | Path], fits_path: str | Path,
+                  figures_dir: str | Path) -> None:
+    """Fit every law of the study (fits.json) and draw its figures (PNG + SVG)."""
+    from . import plots
+    from .study_analysis import analyse_study
+
+    trials = pd.read_csv(inputs["trials"])
+    summary = pd.read_csv(inputs["summary"])
+    groups = pd.read_csv(inputs["groups"], keep_default_na=False, na_values=["", "nan", "NaN"])
+    record, results = analyse_study(config, trials, summary, groups)
+    figures = Path(figures_dir)
+    figures.mkdir(parents=True, exist_ok=True)
+    drawn: dict[str, list[str]] = {}
+    for name, result in results.items():
+        unit = config["properties"][name]["unit"] or None
+        paths = plots.plot_scaling_curve(summary, result.law_n, name, result.record["law_n"]["m"],
+                                         out=figures / f"{name}_scaling", unit=unit)
+        drawn[f"{name}_scaling"] = [str(p) for p in paths]
+        if result.surface is not None:
+            paths = plots.plot_surface_curves(summary, result.surface if result.surface.ok else None, name,
+                                              out=figures / f"{name}_surface", unit=unit)
+            drawn[f"{name}_surface"] = [str(p) for p in paths]
+            if result.surface.ok:
+                paths = plots.plot_indifference_curves(result.surface, out=figures / f"{name}_indifference",
+                                                       plan=result.plan, unit=unit)
+                drawn[f"{name}_indifference"] = [str(p) for p in paths]
+        for group_by, scaling in result.groups.items():
+            paths = plots.plot_group_panels(scaling, out=figures / f"{name}_groups_{group_by}", unit=unit)
+            drawn[f"{name}_groups_{group_by}"] = [str(p) for p in paths]
+    record["figures"] = {k: [Path(p).name for p in v] for k, v in drawn.items()}
+    write_json(record, fits_path)
+    failed = [n for n, r in results.items() if not r.law_n.ok]
+    if failed:
+        log.warning("scaling-law fit failed for %s (reported in fits.json)", failed)
+
+
+def stage_report(config: Mapping[str, Any], inputs: Mapping[str, str | Path], outputs: Mapping[str, str | Path]) -> None:
+    from .report import write_report
+
+    write_report(config, inputs, outputs)

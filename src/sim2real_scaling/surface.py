@@ -47,6 +47,7 @@ from .scaling_law import (
     _interval,
     _none_to_nan,
     clean_weights,
+    resample_means,
 )
 
 __all__ = [
@@ -481,7 +482,7 @@ def _diagnose(
         zz, pp = runs_test([s for s, lab in seqs if lab == label])
         zs.append(zz)
         ps.append(pp)
-    finite = [(z, p) for z, p in zip(zs, ps) if math.isfinite(p)]
+    finite = [(z, p) for z, p in zip(zs, ps, strict=True) if math.isfinite(p)]
     if finite:
         z_min, p_min = min(finite, key=lambda t: t[1])
         fit.runs_z, fit.runs_p = z_min, min(1.0, 2.0 * p_min)
@@ -690,7 +691,11 @@ def fit_surface_bootstrap(
     ci: float = 0.90,
     space: str = "linear",
     exp_max: float = DEFAULT_EXP_MAX,
-    **diagnostic_options: float,
+    r2_min: float = 0.9,
+    chi2_dof_max: float = 3.0,
+    runs_p_min: float = 0.01,
+    paired: bool = False,
+    trial_ids: Sequence[ArrayLike] | None = None,
 ) -> SurfaceFit:
     """Fit the surface to trial means; intervals from refits of trial-resampled means.
 
@@ -698,7 +703,9 @@ def fit_surface_bootstrap(
         n, m: grid coordinates, ``(N,)`` each.
         mae_by_trial: per grid point, the 1-D array of trial MAEs (property units).
         n_boot: resamples (0 = none). seed: ``numpy.random.default_rng`` seed. ci: interval level.
-        space, exp_max, diagnostic_options: see :func:`fit_surface`.
+        space, exp_max, r2_min, chi2_dof_max, runs_p_min: see :func:`fit_surface`.
+        paired, trial_ids: resample trials jointly across grid points (see
+            :func:`~sim2real_scaling.scaling_law.resample_means`); default within each point.
 
     Returns:
         :class:`SurfaceFit` with SE = SD/sqrt(trials) weights and bootstrap intervals.
@@ -712,16 +719,17 @@ def fit_surface_bootstrap(
         return SurfaceFit.failed("invalid_input", "empty or NaN trial MAEs", na.size, space)
     means = np.array([a.mean() for a in arrays])
     sem = np.array([a.std(ddof=1) / math.sqrt(a.size) if a.size > 1 else math.nan for a in arrays])
-    fit = fit_surface(n, m, means, sem, space=space, exp_max=exp_max, **diagnostic_options)
+    fit = fit_surface(n, m, means, sem, space=space, exp_max=exp_max, r2_min=r2_min,
+                      chi2_dof_max=chi2_dof_max, runs_p_min=runs_p_min)
     if not fit.ok or n_boot <= 0:
         return fit
     rng = np.random.default_rng(seed)
-    Y = np.empty((n_boot, len(arrays)))
-    for j, a in enumerate(arrays):
-        Y[:, j] = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1)
+    Y, note = resample_means(arrays, n_boot, rng, paired=paired, trial_ids=trial_ids)
+    if note:
+        fit.message = "; ".join(x for x in (fit.message, note) if x)
     w, w_lin, _, _ = clean_weights(means, sem, space)
     return _attach_bootstrap(fit, na, np.asarray(m, float).ravel(), means, Y, w, w_lin, ci,
-                             "trials", exp_max)
+                             "paired trials" if paired and not note else "trials", exp_max)
 
 
 def fit_surface_summary(
@@ -735,10 +743,13 @@ def fit_surface_summary(
     ci: float = 0.90,
     space: str = "linear",
     exp_max: float = DEFAULT_EXP_MAX,
-    **diagnostic_options: float,
+    r2_min: float = 0.9,
+    chi2_dof_max: float = 3.0,
+    runs_p_min: float = 0.01,
 ) -> SurfaceFit:
     """Fit the surface to summary means; parametric bootstrap ``y + SE * N(0, 1)`` for intervals."""
-    fit = fit_surface(n, m, y_mean, y_sem, space=space, exp_max=exp_max, **diagnostic_options)
+    fit = fit_surface(n, m, y_mean, y_sem, space=space, exp_max=exp_max, r2_min=r2_min,
+                      chi2_dof_max=chi2_dof_max, runs_p_min=runs_p_min)
     if not fit.ok or n_boot <= 0:
         return fit
     na, ma, ya, _ = _prepare(n, m, y_mean, space)

@@ -44,6 +44,7 @@ __all__ = [
     "summary_standard_errors",
     "curve",
     "trials_by_point",
+    "trial_ids_by_point",
 ]
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -474,4 +475,18 @@ def trials_by_point(
                 f"m={key[3]:g}"
             )
         out.append(arr)
+    return out
+
+
+def trial_ids_by_point(trials: pd.DataFrame, points: pd.DataFrame) -> list[np.ndarray]:
+    """The ``trial`` ids matching :func:`trials_by_point` (same points, same order within each).
+
+    Used to resample trials jointly across points (``paired=True`` in the bootstrap fits).
+    """
+    keys = ["property", "method", "n", "m"]
+    grouped = {k: g["trial"].to_numpy() for k, g in trials.groupby(keys, sort=False)}
+    out: list[np.ndarray] = []
+    for _, row in points.iterrows():
+        key = (row["property"], row["method"], float(row["n"]), float(row["m"]))
+        out.append(grouped.get(key, np.empty(0)))
     return out
