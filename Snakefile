@@ -10,6 +10,14 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/common.smk"
+
+
+wildcard_constraints:
+    property="|".join(PROPERTIES),
+    n_index=r"\d+",
+    chunk=r"\d+",
+
+
 include: "workflow/prepare.smk"
 include: "workflow/train.smk"
 include: "workflow/analyse.smk"

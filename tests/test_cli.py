@@ -97,6 +97,11 @@ def test_fit_with_trials_and_seed(tables: dict[str, Path], capsys: pytest.Captur
     b = _json(capsys, *args)
     assert a["fit"]["bootstrap"] == "trials"
     assert a == b
+    c = _json(capsys, *args, "--paired")
+    assert c["fit"]["bootstrap"] == "paired trials"
+    d = _json(capsys, "fit", tables["summary"], "--trials", tables["trials"], "--property",
+              "density", "--surface", "--paired", "--n-boot", "5")
+    assert d["fit"]["bootstrap"] == "paired trials"
 
 
 def test_fit_in_m_and_direct(tables: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

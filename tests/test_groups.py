@@ -62,6 +62,11 @@ def test_group_results_do_not_depend_on_other_groups() -> None:
     assert a["alpha_ci_low"] == b["alpha_ci_low"] and a["C_ci_high"] == b["C_ci_high"]
 
 
+def test_paired_group_bootstrap() -> None:
+    res = fit_group_scaling(validate_group_trials(_group_trials()), n_boot=10, seed=0, paired=True)
+    assert res.fits["steep"].bootstrap == "paired trials"
+
+
 def test_from_group_summary() -> None:
     gt = _group_trials()
     g = gt.groupby(["property", "method", "n", "m", "group_by", "group"])["mae"]

@@ -151,9 +151,35 @@ def test_single_trial_points_fall_back_to_median_se() -> None:
     assert fit.ok and "median SE" in fit.message
 
 
-def test_paired_bootstrap() -> None:
-    fit = fit_power_law_bootstrap(X, _trials(5, T=80), n_boot=40, seed=1, paired=True)
-    assert fit.ok and fit.n_boot == 40
+def test_paired_bootstrap_uses_shared_splits() -> None:
+    """Trial t shares its split at every x: a per-trial offset common to all x cancels in the
+    slope, so resampling trials jointly gives a narrower, still covering, interval for alpha."""
+    T = 100
+
+    def shared_split_trials(seed: int) -> list[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        split_effect = rng.normal(0.0, 0.02, T)
+        return [0.3 * x**-0.3 + 0.05 + split_effect + rng.normal(0, 0.003, T) for x in X]
+
+    trials = shared_split_trials(5)
+    paired = fit_power_law_bootstrap(X, trials, n_boot=80, seed=1, paired=True)
+    independent = fit_power_law_bootstrap(X, trials, n_boot=80, seed=1)
+    assert paired.bootstrap == "paired trials" and independent.bootstrap == "trials"
+    width = lambda f: f.alpha_ci[1] - f.alpha_ci[0]  # noqa: E731
+    assert width(paired) < 0.5 * width(independent)
+    covered = 0
+    for seed in range(15):
+        f = fit_power_law_bootstrap(X, shared_split_trials(seed), n_boot=60, seed=seed, paired=True)
+        covered += f.alpha_ci[0] <= 0.3 <= f.alpha_ci[1]
+    assert covered >= 11  # nominal 90%: P(<= 10 of 15) ~ 0.013
+    # a diverged trial missing at one x: pairing by trial id still works
+    ids = [np.arange(T) for _ in X]
+    trials[4], ids[4] = trials[4][1:], ids[4][1:]
+    by_id = fit_power_law_bootstrap(X, trials, n_boot=40, seed=1, paired=True, trial_ids=ids)
+    assert by_id.ok and by_id.bootstrap == "paired trials" and by_id.n_boot_failed == 0
+    # without ids and unequal counts it falls back to resampling within each x
+    fallback = fit_power_law_bootstrap(X, trials, n_boot=20, seed=1, paired=True)
+    assert fallback.bootstrap == "trials" and "resampled within points" in fallback.message
 
 
 def test_predict_derivative_and_equation() -> None:

@@ -85,6 +85,13 @@ def test_law_at_m_matches_surface(density_fit: SurfaceFit) -> None:
     assert res.reachable and res.ci_low <= res.value <= res.ci_high
 
 
+def test_paired_surface_bootstrap() -> None:
+    n, m = _grid()
+    fit = fit_surface_bootstrap(n, m, _trials(4, surface(n, m, **TRUE)), n_boot=10, seed=0,
+                                paired=True)
+    assert fit.ok and fit.bootstrap == "paired trials" and fit.n_boot == 10
+
+
 def test_non_product_surface_does_not_hold() -> None:
     """Decay rate in n that grows with m (as in the paper's chi study) breaks the product form."""
     n, m = _grid()

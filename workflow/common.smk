@@ -1,9 +1,23 @@
-# Helpers shared by the rule files: config validation, the wildcard grids, input functions.
+# Helpers shared by all rule files (config validation, the wildcard grids, input functions).
 
 import math
 from pathlib import Path
 
 from sim2real_scaling.config import ConfigError, n_chunks, n_grid_size, validate_config
+
+# One study = one config: a study file given with --configfile REPLACES the embedded default
+# (config/config.yaml) instead of being deep-merged into it, which would leak the default's property
+# (density) and synthetic section into every other study. --config overrides still apply on top.
+if workflow.overwrite_configfiles:
+    from snakemake.common.configfile import load_configfile
+    from snakemake.utils import update_config
+
+    _study_config = {}
+    for _path in workflow.overwrite_configfiles:
+        update_config(_study_config, load_configfile(str(_path)))
+    update_config(_study_config, workflow.config_settings.overwrite_config or {})
+    config.clear()
+    config.update(_study_config)
 
 try:
     _validated = validate_config(config)
@@ -21,14 +35,8 @@ CHUNKS = list(range(n_chunks(config)))
 DIRECT = config["protocol"]["direct_baseline"]
 
 
-wildcard_constraints:
-    property="|".join(PROPERTIES),
-    n_index=r"\d+",
-    chunk=r"\d+",
-
-
 def res(rule_name, key, default):
-    """Resource of a rule from config `resources:` (sites override it in a profile)."""
+    """A per-rule resource from the config section resources (a site may override it in a profile)."""
     return config["resources"].get(rule_name, {}).get(key, default)
 
 
@@ -69,4 +77,4 @@ def final_outputs():
         f"{R}/report.html",
         f"{R}/report.md",
         f"{R}/run/config.resolved.yaml",
-    ]
+    ] + ([f"{R}/wiedemann_franz/summary.json"] if config.get("wiedemann_franz") else [])

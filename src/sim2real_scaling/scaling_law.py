@@ -29,13 +29,17 @@ Model comparison
 Fitting
     Variable projection gives the start: for each alpha on a grid (0 and 160 log-spaced values up to
     ``alpha_max``) D and C are solved in closed form by bounded linear least squares (D >= 0,
-    0 <= C <= min y), the best alpha is refined by golden-section search, and lmfit's
-    ``least_squares`` polishes that start and a few others (other local minima of the alpha profile,
-    a log-log regression, a start with a high floor), keeping the lowest chi-square. x is divided
-    internally by its geometric mean for conditioning; D is reported in the original units.
-    The lmfit covariance (unscaled when SEs are given, scaled by reduced chi-square otherwise) gives
-    ``stderr``; bootstrap refits (trial resampling, or a parametric bootstrap from the SEs) give the
-    percentile intervals and SDs, which are the recommended uncertainties.
+    0 <= C <= min y) and the best alpha is refined by golden-section search - in linear space this
+    profile is exact, so it finds the global optimum. That start and a few others (other local
+    minima of the alpha profile, a log-log regression, a start with a high floor) are polished by
+    bounded least squares with an analytic Jacobian; the best is polished once more by an
+    ``lmfit.Model`` fit (``least_squares``), which gives the covariance - unscaled when SEs are
+    given, scaled by reduced chi-square otherwise - and so ``stderr`` (D's by propagation through
+    the expression ``D = Ds x0^alpha``). x is divided internally by its geometric mean x0 for
+    conditioning; D is reported in the original units. Bootstrap refits (trials resampled within
+    each x or, with ``paired=True``, jointly across x; or a parametric bootstrap from the SEs) use
+    the same projection (vectorised over resamples) with weights fixed at the original SEs, and
+    give the percentile intervals and SDs, the recommended uncertainties.
 
 Nothing in the fit path raises on bad data: a fit that cannot be made (fewer than 3 distinct x,
 NaN, non-positive x, non-convergence) returns a :class:`PowerLawFit` with ``status != "ok"`` and a

@@ -22,7 +22,7 @@ from .planning import Plan, marginal_rate_1d, marginal_rate_surface, plan_for_ta
 from .scaling_law import PowerLawFit, fit_power_law_bootstrap
 from .seeding import rng
 from .surface import SurfaceFit, fit_surface_bootstrap
-from .tables import TableError, curve, trials_by_point
+from .tables import TableError, curve, trial_ids_by_point, trials_by_point
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,9 @@ def _fit_curve(trials: pd.DataFrame, summary: pd.DataFrame, vary: str, fixed: fl
     fixed_value, rows = curve(summary, vary=vary, fixed=fixed, method=method)
     by_trial = trials_by_point(trials, rows)
     x = rows[vary].to_numpy(dtype=float)
-    equal = len({len(t) for t in by_trial}) == 1
-    fit = fit_power_law_bootstrap(x, by_trial, n_boot=n_boot, seed=seed, ci=ci, space=space, paired=equal)
+    # trial k has the same split at every point: resample trials jointly (paired) across points
+    fit = fit_power_law_bootstrap(x, by_trial, n_boot=n_boot, seed=seed, ci=ci, space=space, paired=True,
+                                  trial_ids=trial_ids_by_point(trials, rows))
     return fixed_value, fit
 
 
@@ -127,7 +128,7 @@ def analyse_property(name: str, trials: pd.DataFrame, summary: pd.DataFrame, gro
     for group_by in sorted(g["group_by"].unique()) if not g.empty else []:
         try:
             scaling = fit_group_scaling(g, property=name, group_by=group_by, m=m_max, n_boot=min(n_boot, 100),
-                                        seed=seed, ci=confidence, space=space)
+                                        seed=seed, ci=confidence, space=space, paired=True)
             group_results[group_by] = {"m": scaling.m, "table": scaling.table.to_dict(orient="records")}
             scalings[group_by] = scaling
         except TableError as exc:
@@ -143,7 +144,7 @@ def _fit_surface(t: pd.DataFrame, grid: pd.DataFrame, *, n_boot: int, seed: int,
     except TableError as exc:
         return SurfaceFit.failed("invalid_input", str(exc))
     return fit_surface_bootstrap(grid["n"].to_numpy(float), grid["m"].to_numpy(float), by_trial, n_boot=n_boot,
-                                 seed=seed, ci=ci, space=space)
+                                 seed=seed, ci=ci, space=space, paired=True, trial_ids=trial_ids_by_point(t, grid))
 
 
 def analyse_study(config: Mapping[str, Any], trials: pd.DataFrame, summary: pd.DataFrame,

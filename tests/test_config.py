@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sim2real_scaling.config import (ConfigError, chunk_trials, load_config, n_chunks, resolve_m_grid,
+                                     resolve_n_grid, validate_config)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def minimal(**extra):
+    config = {"study": "x", "properties": {"p": {"source": {"path": "s.csv"}, "target": {"path": "t.csv"}}}}
+    config.update(extra)
+    return config
+
+
+def test_defaults_are_filled_in_nested_sections():
+    config = validate_config(minimal())
+    assert config["protocol"]["trials"] == 500
+    assert config["model"]["finetune"]["epochs"] == 300
+    assert config["properties"]["p"]["source"]["key_column"] == "smiles"
+    assert config["grid"]["n"] == "auto"
+
+
+def test_unknown_key_is_named_with_its_path():
+    with pytest.raises(ConfigError, match=r"protocol\.trails"):
+        validate_config(minimal(protocol={"trails": 5}))
+
+
+def test_wrong_type_is_named_with_its_path():
+    with pytest.raises(ConfigError, match=r"model\.finetune\.lr"):
+        validate_config(minimal(model={"finetune": {"lr": "fast"}}))
+
+
+def test_typo_in_property_table_is_named():
+    config = minimal()
+    config["properties"]["p"]["target"]["value_colum"] = "y"
+    with pytest.raises(ConfigError, match=r"properties\.p\.target\.value_colum"):
+        validate_config(config)
+
+
+def test_load_config_names_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(minimal(seed=-1)))
+    with pytest.raises(ConfigError, match=r"c\.yaml.*seed"):
+        load_config(path)
+
+
+def test_auto_n_grid_is_log_spaced_and_ends_at_source_size():
+    config = validate_config(minimal())
+    grid = resolve_n_grid(config, 1070, "p")
+    assert len(grid) == 10 and grid[0] == 100 and grid[-1] == 1070
+    ratios = [b / a for a, b in zip(grid, grid[1:])]
+    assert max(ratios) / min(ratios) < 1.05
+
+
+def test_explicit_n_grid_larger_than_source_is_an_error():
+    config = validate_config(minimal(grid={"n": [10, 5000]}))
+    with pytest.raises(ConfigError, match=r"grid\.n.*5000.*1070"):
+        resolve_n_grid(config, 1070, "p")
+
+
+def test_m_grid_fractions_and_sizes():
+    config = validate_config(minimal(grid={"m": [0.25, 0.5, 1.0, 30]}))
+    assert resolve_m_grid(config, 100, "p") == [25, 30, 50, 100]
+    with pytest.raises(ConfigError, match=r"grid\.m"):
+        resolve_m_grid(config, 20, "p")
+
+
+def test_chunks_cover_every_trial_once():
+    config = validate_config(minimal(protocol={"trials": 23, "chunk_size": 10}))
+    assert n_chunks(config) == 3
+    assert sum((chunk_trials(config, c) for c in range(3)), []) == list(range(23))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_validates(path):
+    load_config(path)
