@@ -77,3 +77,12 @@ def test_chunks_cover_every_trial_once():
 @pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_validates(path):
     load_config(path)
+
+
+def test_strings_from_the_command_line_are_read_as_the_schema_types():
+    config = validate_config(minimal(protocol={"trials": "8", "chunk_size": "4", "direct_baseline": "false"},
+                                     model={"finetune": {"lr": "1e-3"}}, grid={"n": ["100", "200"]}))
+    assert config["protocol"]["trials"] == 8 and config["protocol"]["direct_baseline"] is False
+    assert config["model"]["finetune"]["lr"] == 1e-3
+    with pytest.raises(ConfigError, match=r"protocol\.trials"):
+        validate_config(minimal(protocol={"trials": "eight"}))

@@ -61,10 +61,64 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"config key {_key_path(error)}: {error.message}"
 
 
+def _resolve_ref(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    while isinstance(schema, dict) and "$ref" in schema:
+        target = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def _coerce_strings(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    """Turn strings into numbers/booleans where the schema asks for them.
+
+    ``snakemake --config protocol='{trials: 20}'`` hands nested values over as strings; a string that
+    reads (as YAML) into the type the schema expects is taken as that value.
+    """
+    schema = _resolve_ref(schema, root)
+    for alternative in schema.get("oneOf", []) + schema.get("anyOf", []):
+        coerced = _coerce_strings(copy.deepcopy(instance), alternative, root)
+        if coerced != instance:
+            return coerced
+    if isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        return [_coerce_strings(v, schema["items"], root) for v in instance]
+    if isinstance(instance, str):
+        wanted = schema.get("type")
+        wanted = wanted if isinstance(wanted, list) else [wanted]
+        if any(t in ("integer", "number", "boolean", "array", "null") for t in wanted):
+            try:
+                value = yaml.safe_load(instance)
+            except yaml.YAMLError:
+                return instance
+            if isinstance(value, str) and "number" in wanted:  # YAML 1.1 reads '1e-3' as a string
+                try:
+                    value = float(value)
+                except ValueError:
+                    return instance
+            ok = {"integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+                  "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+                  "boolean": lambda v: isinstance(v, bool), "array": lambda v: isinstance(v, list),
+                  "null": lambda v: v is None}
+            if any(t in ok and ok[t](value) for t in wanted):
+                return value
+        return instance
+    if isinstance(instance, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, value in instance.items():
+            sub = props.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                instance[key] = _coerce_strings(value, sub, root)
+    return instance
+
+
 def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Return a deep copy of ``config`` with defaults filled in; raise :class:`ConfigError` if invalid."""
     resolved = copy.deepcopy(dict(config))
-    validator = _validator_with_defaults(load_schema())
+    schema = load_schema()
+    resolved = _coerce_strings(resolved, schema, schema)
+    validator = _validator_with_defaults(schema)
     errors = sorted(validator.iter_errors(resolved), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         raise ConfigError("; ".join(_describe(e) for e in errors[:5]))
@@ -158,7 +212,9 @@ def resolve_n_grid(config: Mapping[str, Any], source_size: int, property_name: s
 
 def resolve_m_grid(config: Mapping[str, Any], train_size: int, property_name: str = "") -> list[int]:
     """The experimental training sizes m for a training part of ``train_size`` rows (ascending)."""
-    spec = config["grid"]["m"]
+    own = config["properties"].get(property_name, {}).get("grid_m") if property_name else None
+    spec = own if own is not None else config["grid"]["m"]
+    key = f"properties.{property_name}.grid_m" if own is not None else "grid.m"
     if spec is None:
         return [train_size]
     values = []
@@ -167,11 +223,11 @@ def resolve_m_grid(config: Mapping[str, Any], train_size: int, property_name: st
         m = int(round(v * train_size)) if isinstance(v, float) and v <= 1 else int(v)
         if m > train_size:
             raise ConfigError(
-                f"config key grid.m: {v} asks for {m} training samples but properties.{property_name} has only "
+                f"config key {key}: {v} asks for {m} training samples but properties.{property_name} has only "
                 f"{train_size} in the training part ({1 - config['protocol']['test_fraction']:.0%} of the target)"
             )
         if m < 2:
-            raise ConfigError(f"config key grid.m: {v} gives m={m}; at least 2 training samples are needed")
+            raise ConfigError(f"config key {key}: {v} gives m={m}; at least 2 training samples are needed")
         values.append(m)
     return sorted(set(values))
 
