@@ -77,4 +77,5 @@ def final_outputs():
         f"{R}/report.html",
         f"{R}/report.md",
         f"{R}/run/config.resolved.yaml",
+        f"{R}/complete.json",
     ] + ([f"{R}/wiedemann_franz/summary.json"] if config.get("wiedemann_franz") else [])

@@ -20,3 +20,21 @@ rule report:
         "../envs/sim2real.yaml"
     script:
         "../scripts/report.py"
+
+
+# The last step: fails (exit status 1, the problems on the last line of its log) when trials diverged or a fit
+# failed, after everything else finished and the report was written; writes complete.json otherwise.
+rule check_study:
+    input:
+        trials=f"{R}/trials.csv",
+        fits=f"{R}/fits.json",
+        report=f"{R}/report.html",
+    output:
+        f"{R}/complete.json",
+    log:
+        f"{LOGS}/check_study.log",
+    localrule: True
+    conda:
+        "../envs/sim2real.yaml"
+    script:
+        "../scripts/check_study.py"

@@ -61,3 +61,51 @@ rule direct:
         "../envs/sim2real.yaml"
     script:
         "../scripts/trials.py"
+
+
+# Multitask learning (transfer: multitask, the chi study): no pretraining; each transfer job trains the
+# joint model on n simulated rows + the trial's experimental rows, and writes the same outputs as above.
+if config["transfer"] == "multitask":
+
+    ruleorder: multitask > transfer
+    ruleorder: multitask_direct > direct
+
+    rule multitask:
+        input:
+            grid=f"{R}/prepared/{{property}}/grid.json",
+            source=f"{R}/prepared/{{property}}/source.csv",
+            target=f"{R}/prepared/{{property}}/target.csv",
+            descriptors=f"{R}/features/descriptors.npz",
+        output:
+            **trial_outputs(f"{R}/trials/{{property}}/transfer_n{{n_index}}_c{{chunk}}"),
+        log:
+            f"{LOGS}/multitask/{{property}}_n{{n_index}}_c{{chunk}}.log",
+        threads: res("multitask", "threads", 1)
+        resources:
+            runtime=attempt_scaled("multitask", "runtime", 120),
+            mem_mb=attempt_scaled("multitask", "mem_mb", 4000),
+            gpu=res("multitask", "gpu", 0),
+        conda:
+            "../envs/sim2real.yaml"
+        script:
+            "../scripts/multitask.py"
+
+    rule multitask_direct:
+        input:
+            grid=f"{R}/prepared/{{property}}/grid.json",
+            source=f"{R}/prepared/{{property}}/source.csv",
+            target=f"{R}/prepared/{{property}}/target.csv",
+            descriptors=f"{R}/features/descriptors.npz",
+        output:
+            **trial_outputs(f"{R}/trials/{{property}}/direct_c{{chunk}}"),
+        log:
+            f"{LOGS}/multitask/{{property}}_direct_c{{chunk}}.log",
+        threads: res("multitask", "threads", 1)
+        resources:
+            runtime=attempt_scaled("multitask", "runtime", 120),
+            mem_mb=attempt_scaled("multitask", "mem_mb", 4000),
+            gpu=res("multitask", "gpu", 0),
+        conda:
+            "../envs/sim2real.yaml"
+        script:
+            "../scripts/multitask.py"

@@ -8,6 +8,7 @@ typo never falls back silently to a default.
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -54,11 +55,47 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
-        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
         where = _key_path(error)
         keys = ", ".join(f"{where}.{k}" if where != "<top level>" else k for k in extra)
-        return f"unknown config key {keys}{hint}"
+        close = [m for k in extra for m in difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)]
+        hints = ([f"did you mean {', '.join(close)}?"] if close else []) + \
+            ([f"allowed: {', '.join(allowed)}"] if allowed else [])
+        return f"unknown config key {keys}" + (f" ({' '.join(hints)})" if hints else "")
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        # the value has the kind of one alternative but fails inside it (a list item, a missing or unknown
+        # key): describe that error; a value of no allowed kind: say what each alternative expects instead
+        # of jsonschema's "is not valid under any of the given schemas"
+        by_alternative: dict[Any, list[jsonschema.ValidationError]] = {}
+        for sub in error.context:
+            by_alternative.setdefault(sub.schema_path[0] if sub.schema_path else None, []).append(sub)
+        right_kind = [subs for subs in by_alternative.values()
+                      if not any(e.validator == "type" and not e.relative_path for e in subs)]
+        if len(right_kind) == 1:
+            return _describe(max(right_kind[0], key=lambda e: len(e.relative_path)))
+        expected = " or ".join(_expected(alt) for alt in error.validator_value)
+        return f"config key {_key_path(error)}: {error.instance!r} is not valid; expected {expected}"
     return f"config key {_key_path(error)}: {error.message}"
+
+
+def _expected(schema: Mapping[str, Any], plural: bool = False) -> str:
+    """A short phrase for what a (sub)schema accepts, e.g. "a list of integers >= 1"."""
+    if "enum" in schema:
+        values = schema["enum"]
+        return repr(values[0]) if len(values) == 1 else f"one of {values}"
+    kind = schema.get("type")
+    bounds = "".join(f" {op} {schema[key]}" for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"),
+                                                             ("maximum", "<="), ("exclusiveMaximum", "<"))
+                     if key in schema)
+    if kind == "null":
+        return "null"
+    if kind == "array":
+        return "a list" + (f" of {_expected(schema['items'], plural=True)}" if "items" in schema else "")
+    if kind == "object":
+        required = schema.get("required")
+        return ("mappings" if plural else "a mapping") + (f" with keys {', '.join(required)}" if required else "")
+    if kind in ("integer", "number", "string", "boolean"):
+        return (f"{kind}s" if plural else f"{'an' if kind == 'integer' else 'a'} {kind}") + bounds
+    return "values of another kind" if plural else "a value of another kind"
 
 
 def _resolve_ref(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
@@ -115,6 +152,9 @@ def _coerce_strings(instance: Any, schema: dict[str, Any], root: dict[str, Any])
 
 def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Return a deep copy of ``config`` with defaults filled in; raise :class:`ConfigError` if invalid."""
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"the config must be a mapping of keys (study:, properties:, ...), not a "
+                          f"{type(config).__name__}")
     resolved = copy.deepcopy(dict(config))
     schema = load_schema()
     resolved = _coerce_strings(resolved, schema, schema)

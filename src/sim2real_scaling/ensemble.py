@@ -99,8 +99,177 @@ def _adam(params: Sequence[Tensor], settings: OptimizerSettings) -> torch.optim.
         return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay, foreach=True)
 
 
+class _Adam:
+    """``torch.optim.Adam(fused=True)``'s update, called directly on fixed parameter and gradient lists.
+
+    The same kernel and arithmetic as the optimizer class without its per-step Python bookkeeping (which
+    costs as much as the update itself for small ensembles). Falls back to the optimizer class where the
+    fused kernel is missing or refuses the device.
+    """
+
+    def __init__(self, params: list[Tensor], grads: list[Tensor], settings: OptimizerSettings) -> None:
+        self.params, self.grads, self.settings = params, grads, settings
+        self.exp_avgs = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sqs = [torch.zeros_like(p) for p in params]
+        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in params]
+        self.fallback: torch.optim.Optimizer | None = None
+        self.checked = False
+
+    def _fused_step(self) -> None:
+        torch._foreach_add_(self.steps, 1)
+        torch._fused_adam_(self.params, self.grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps,
+                           amsgrad=False, lr=float(self.settings.lr), beta1=0.9, beta2=0.999,
+                           weight_decay=float(self.settings.weight_decay), eps=1e-8, maximize=False,
+                           grad_scale=None, found_inf=None)
+
+    def step(self) -> None:
+        if self.fallback is not None:
+            self.fallback.step()
+            return
+        if self.checked:
+            self._fused_step()
+            return
+        try:
+            self._fused_step()
+            self.checked = True
+        except (AttributeError, RuntimeError, TypeError):
+            log.debug("fused Adam kernel unavailable: using torch.optim.Adam")
+            for p, g in zip(self.params, self.grads, strict=True):
+                p.grad = g
+            self.fallback = _adam(self.params, self.settings)
+            self.fallback.step()
+
+
 def _steps_per_epoch(m: int, batch_size: int | None) -> int:
     return 1 if batch_size is None or batch_size >= m else -(-m // batch_size)
+
+
+# Width of the first layer's input is padded to a multiple of this (zero columns and zero weight rows, which
+# stay zero under Adam): matrix kernels run faster on aligned rows, and the padding changes no sum.
+_PAD = 16
+# Full-batch training on a CPU runs a large ensemble as consecutive blocks of models whose whole working set
+# (inputs, activations, parameters, gradients, Adam moments) fits in about this many bytes of cache; models
+# are independent, so blocking changes no number. On a GPU the whole ensemble is one block.
+CPU_BLOCK_BYTES = 8 * 2**20
+MIN_BLOCK = 8
+
+
+def _activation_backward(activation: str, grad: Tensor, pre: Tensor, post: Tensor, out: Tensor) -> None:
+    """``out = grad * act'(z)`` from the saved pre-activation ``pre`` and/or activation ``post``."""
+    if activation == "relu":
+        torch.ops.aten.threshold_backward.grad_input(grad, post, 0, grad_input=out)
+    elif activation == "tanh":
+        torch.ops.aten.tanh_backward.grad_input(grad, post, grad_input=out)
+    elif activation == "silu":
+        torch.ops.aten.silu_backward.grad_input(grad, pre, grad_input=out)
+    else:
+        raise ValueError(f"unknown activation {activation!r}")
+
+
+class _Ensemble:
+    """E stacked MLPs with a hand-written forward/backward pass into preallocated buffers.
+
+    Equivalent to autograd on :func:`forward` with the summed per-model MSE, but without the autograd
+    graph and without allocating fresh tensors every step (large fresh allocations cost page faults that
+    are as slow as the matrix products at these sizes). Layer 1's bias is folded into its weight matrix
+    (a constant-1 input column), so its gradient comes out of the same matrix product.
+    """
+
+    def __init__(self, params: Sequence[Tensor], d_in: int, activation: str, device: torch.device,
+                 settings: OptimizerSettings) -> None:
+        if len(params) < 2 or len(params) % 2:
+            raise ValueError("params must be (weight, bias) pairs")
+        self.activation = activation
+        self.n_layers = len(params) // 2
+        self.d_in = d_in
+        self.kp = padded_width(d_in)
+        W1, b1 = params[0].detach().to(device), params[1].detach().to(device)
+        E, h1 = W1.shape[0], W1.shape[2]
+        self.E = E
+        first = torch.zeros(E, self.kp, h1, device=device, dtype=W1.dtype)
+        first[:, :d_in] = W1
+        first[:, d_in] = b1.reshape(E, h1)
+        self.params = [first] + [p.detach().to(device).clone().contiguous() for p in params[2:]]
+        self.grads = [torch.zeros_like(p) for p in self.params]
+        self.optimizer = _Adam(self.params, self.grads, settings)
+        self.widths = [h1] + [self.params[2 * layer - 1].shape[2] for layer in range(1, self.n_layers)]
+        self._buffers: dict[int, tuple[list[Tensor], list[Tensor], list[Tensor], Tensor]] = {}
+
+    def _buffers_for(self, b: int) -> tuple[list[Tensor], list[Tensor], list[Tensor], Tensor]:
+        if b not in self._buffers:
+            ref = self.params[0]
+
+            def new(w: int) -> Tensor:
+                return torch.empty(self.E, b, w, device=ref.device, dtype=ref.dtype)
+
+            silu = self.activation == "silu"
+            pre = [new(w) for w in self.widths]  # pre-activations z (the activation overwrites them unless silu)
+            post = [new(w) if silu else z for w, z in zip(self.widths[:-1], pre, strict=False)]
+            grad = [new(w) for w in self.widths]  # d loss / d z of each layer (built in place from d / d a)
+            self._buffers[b] = (pre, post, grad, torch.empty(self.E, b, device=ref.device, dtype=ref.dtype))
+        return self._buffers[b]
+
+    def step(self, x0: Tensor, yb: Tensor, want_loss: bool) -> Tensor | None:
+        """One Adam step on inputs ``x0 (E, b, kp)`` (padded, see :func:`pad_inputs`), targets ``yb (E, b)``."""
+        E, b = yb.shape
+        ps, gs, L = self.params, self.grads, self.n_layers
+        pre, post, grad, diff = self._buffers_for(b)
+        torch.bmm(x0, ps[0], out=pre[0])
+        for layer in range(1, L):
+            if self.activation == "relu":
+                pre[layer - 1].clamp_min_(0)
+            elif self.activation == "tanh":
+                pre[layer - 1].tanh_()
+            else:
+                torch.ops.aten.silu.out(pre[layer - 1], out=post[layer - 1])
+            torch.baddbmm(ps[2 * layer], post[layer - 1], ps[2 * layer - 1], out=pre[layer])
+        torch.sub(pre[L - 1].view(E, b), yb, out=diff)
+        loss = diff.square().mean(dim=1) if want_loss else None
+        torch.mul(diff, 2.0 / b, out=grad[L - 1].view(E, b))
+        for layer in range(L - 1, 0, -1):
+            W = ps[2 * layer - 1]
+            torch.bmm(post[layer - 1].transpose(1, 2), grad[layer], out=gs[2 * layer - 1])
+            torch.sum(grad[layer], dim=1, keepdim=True, out=gs[2 * layer])
+            if W.shape[2] == 1:  # output layer: an outer product, cheaper as a broadcast multiply
+                torch.mul(grad[layer], W.transpose(1, 2), out=grad[layer - 1])
+            else:
+                torch.bmm(grad[layer], W.transpose(1, 2), out=grad[layer - 1])
+            _activation_backward(self.activation, grad[layer - 1], pre[layer - 1], post[layer - 1],
+                                 grad[layer - 1])
+        torch.bmm(x0.transpose(1, 2), grad[0], out=gs[0])
+        self.optimizer.step()
+        return loss
+
+    def export(self) -> list[Tensor]:
+        """Parameters in the public layout: weights ``(E, d_in, d_out)``, biases ``(E, 1, d_out)``."""
+        first = self.params[0].detach()
+        out = [first[:, :self.d_in].contiguous(), first[:, self.d_in:self.d_in + 1].contiguous()]
+        return out + [p.detach().clone() for p in self.params[1:]]
+
+
+def padded_width(d_in: int) -> int:
+    """Width of layer 1's input as the engine stores it: d_in, the bias column, zero padding."""
+    return -(-(d_in + 1) // _PAD) * _PAD
+
+
+def pad_inputs(X: Tensor) -> Tensor:
+    """``(N, padded_width(d))``: X, a constant-1 column (layer 1's bias) and zero columns."""
+    N, d = X.shape
+    Xa = torch.zeros(N, padded_width(d), device=X.device, dtype=X.dtype)
+    Xa[:, :d] = X
+    Xa[:, d] = 1
+    return Xa
+
+
+def block_size(E: int, m: int, d_in: int, widths: Sequence[int], device: torch.device) -> int:
+    """Models trained together (the rest of a chunk follows in further blocks of the same size or less)."""
+    if device.type != "cpu" or E <= MIN_BLOCK:
+        return E
+    n_params = sum(a * b + b for a, b in zip([padded_width(d_in), *widths[1:-1]], widths[1:], strict=True))
+    per_model = 4 * (m * padded_width(d_in) + 2 * m * sum(widths[1:]) + 4 * n_params)
+    block = max(MIN_BLOCK, min(E, CPU_BLOCK_BYTES // per_model))
+    n_blocks = -(-E // block)
+    return -(-E // n_blocks)
 
 
 def train_ensemble(
@@ -119,39 +288,61 @@ def train_ensemble(
     ``train_idx``: ``(E, m)`` row indices. Full batch unless ``settings.batch_size`` is set, in which
     case model e shuffles its own rows every epoch with ``shuffle_seeds[e]``. Returns the trained
     parameters (new tensors; the inputs are not modified) and the final training loss per model ``(E,)``.
+
+    Each step is a handful of batched matrix products into preallocated buffers and one fused Adam update
+    over all models (see :class:`_Ensemble`). Full batch, every model's rows are gathered once, and on a
+    CPU a large ensemble is trained as consecutive cache-sized blocks of models (:func:`block_size`);
+    ``progress`` then counts the epochs of all blocks.
     """
     device = X.device
-    params = [p.detach().to(device).clone().requires_grad_(True) for p in params]
     E, m = train_idx.shape
-    optimizer = _adam(params, settings)
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}")
     steps_per_epoch = _steps_per_epoch(m, settings.batch_size)
     epochs = max(settings.epochs, -(-settings.min_steps // steps_per_epoch))
     full_batch = steps_per_epoch == 1
-    if full_batch:
-        xb_all, yb_all = X[train_idx], y[train_idx]  # gathered once: (E, m, d), (E, m)
-    else:
-        if shuffle_seeds is None or len(shuffle_seeds) != E:
-            raise ValueError("mini-batch training needs one shuffle seed per model")
-        gens = [torch.Generator().manual_seed(int(s)) for s in shuffle_seeds]
-    report_every = max(1, epochs // 10)
-    loss_per_model = torch.full((E,), float("nan"), device=device)
-    for epoch in range(epochs):
+    Xa = pad_inputs(X)
+    if not full_batch and (shuffle_seeds is None or len(shuffle_seeds) != E):
+        raise ValueError("mini-batch training needs one shuffle seed per model")
+    widths = [int(params[0].shape[1])] + [int(params[i].shape[2]) for i in range(0, len(params), 2)]
+    block = block_size(E, m, X.shape[1], widths, device) if full_batch else E
+    starts = list(range(0, E, block))
+    total = len(starts) * epochs
+    report_every = max(1, total // 10)
+    out: list[list[Tensor]] = []
+    losses: list[Tensor] = []
+    for k, first in enumerate(starts):
+        sel = slice(first, first + block)
+        net = _Ensemble([p[sel] for p in params], X.shape[1], activation, device, settings)
+        idx = train_idx[sel]
+        n_models = idx.shape[0]
+        loss_per_model = torch.full((n_models,), float("nan"), device=device)
         if full_batch:
-            batches = [(xb_all, yb_all)]
+            x_all, y_all = Xa[idx], y[idx]  # gathered once: (E, m, kp), (E, m)
         else:
-            order = torch.stack([torch.randperm(m, generator=g) for g in gens]).to(device)
-            rows = torch.gather(train_idx, 1, order)
-            batches = [(X[rows[:, i:i + settings.batch_size]], y[rows[:, i:i + settings.batch_size]])
-                       for i in range(0, m, settings.batch_size)]
-        for xb, yb in batches:
-            optimizer.zero_grad(set_to_none=True)
-            pred = forward(params, xb, activation)
-            loss_per_model = ((pred - yb) ** 2).mean(dim=1)
-            loss_per_model.sum().backward()
-            optimizer.step()
-        if progress is not None and ((epoch + 1) % report_every == 0 or epoch + 1 == epochs):
-            progress(epoch + 1, epochs, float(loss_per_model.detach().mean()))
-    return [p.detach() for p in params], loss_per_model.detach()
+            gens = [torch.Generator().manual_seed(int(s)) for s in shuffle_seeds[sel]]  # type: ignore[index]
+            bs = int(settings.batch_size or m)
+        for epoch in range(epochs):
+            done = k * epochs + epoch + 1
+            report = progress is not None and (done % report_every == 0 or done == total)
+            want = report or epoch + 1 == epochs
+            if full_batch:
+                loss = net.step(x_all, y_all, want_loss=want)
+            else:
+                order = torch.stack([torch.randperm(m, generator=g) for g in gens]).to(device)
+                rows = torch.gather(idx, 1, order)
+                for i in range(0, m, bs):
+                    r = rows[:, i:i + bs]
+                    loss = net.step(Xa[r], y[r], want_loss=want and i + bs >= m)
+            if loss is not None:
+                loss_per_model = loss
+            if report:
+                done_losses = torch.cat([*losses, loss_per_model])
+                progress(done, total, float(done_losses.mean()))  # type: ignore[misc]
+        out.append(net.export())
+        losses.append(loss_per_model)
+    params_out = [torch.cat(parts) if len(out) > 1 else parts[0] for parts in zip(*out, strict=True)]
+    return params_out, torch.cat(losses)
 
 
 @torch.no_grad()

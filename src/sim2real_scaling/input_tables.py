@@ -38,8 +38,12 @@ def _rejection(path: str, row: int, column: str, value: Any, reason: str) -> dic
     return {"file": path, "row": int(row) + 2, "column": column, "value": value, "reason": reason}
 
 
-def read_csv_checked(path: str | Path, required: Sequence[str], what: str) -> pd.DataFrame:
-    """Read a CSV and check it has ``required`` columns; errors name the file and the columns."""
+def read_csv_checked(path: str | Path, required: Sequence[str], what: str,
+                     config_keys: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Read a CSV and check it has ``required`` columns; errors name the file and the columns.
+
+    ``config_keys`` (column -> the config key that names it) lets a missing-column error say which key to fix.
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{what}: file not found: {p}")
@@ -48,15 +52,36 @@ def read_csv_checked(path: str | Path, required: Sequence[str], what: str) -> pd
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{what}: {p} is empty") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{what}: {p} is not a readable CSV: {exc}") from exc
+        raise DataError(f"{what}: {p} is not a readable CSV file ({str(exc).strip()}); tables must be "
+                        "comma-separated text with a header row (save spreadsheets as CSV)") from exc
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(
             f"{what}: {p} has no column(s) {missing}; columns present: {list(frame.columns)}"
+            f"{_column_hint(missing, [str(c) for c in frame.columns], config_keys or {})}"
         )
     if frame.empty:
         raise DataError(f"{what}: {p} has a header but no rows")
     return frame
+
+
+def _column_hint(missing: Sequence[str], present: Sequence[str], config_keys: Mapping[str, str]) -> str:
+    """' (did you mean ...?)' for near-misses (case, spaces, typos) or a separator hint, else ''."""
+    import difflib
+
+    if len(present) == 1 and any(sep in present[0] for sep in (";", "\t", "|")):
+        return " (the header is one column: is the file separated by ';' or tabs instead of commas?)"
+    hints = []
+    for name in missing:
+        folded = {c.strip().lower(): c for c in present}
+        close = [folded[name.strip().lower()]] if name.strip().lower() in folded else \
+            difflib.get_close_matches(name, present, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{close[0]!r} for {name!r}")
+    keys = [config_keys[m] for m in missing if m in config_keys]
+    parts = ([f"did you mean {', '.join(hints)}?"] if hints else []) + \
+        ([f"fix the file's header or the config key {' / '.join(keys)}"] if keys else [])
+    return f" ({' '.join(parts)})" if parts else ""
 
 
 def canonical_smiles(smiles: Sequence[Any]) -> tuple[list[str | None], list[str | None]]:
@@ -69,7 +94,8 @@ def canonical_smiles(smiles: Sequence[Any]) -> tuple[list[str | None], list[str 
     for s in smiles:
         if not isinstance(s, str) or not s.strip():
             out.append(None)
-            reasons.append("empty SMILES")
+            reasons.append("empty SMILES" if s is None or pd.isna(s) or not str(s).strip()
+                           else f"not a SMILES string ({s!r}; is key_column the right column?)")
             continue
         mol = Chem.MolFromSmiles(s.strip())
         if mol is None or mol.GetNumAtoms() == 0:
@@ -83,17 +109,23 @@ def canonical_smiles(smiles: Sequence[Any]) -> tuple[list[str | None], list[str 
 
 def canonical_formulas(formulas: Sequence[Any]) -> tuple[list[str | None], list[str | None]]:
     """A canonical composition string (elements sorted, atomic fractions to 6 digits) per formula."""
-    from .descriptors.composition import parse_formulas
+    from .descriptors.composition import load_element_table, parse_formulas
 
     texts = [f if isinstance(f, str) else "" for f in formulas]
     fractions, reasons = parse_formulas(texts)
+    known = set(load_element_table().index)
+    reasons = list(reasons)
     out: list[str | None] = []
-    for frac in fractions:
+    for i, frac in enumerate(fractions):
+        outside = sorted(el for el in frac if el not in known) if frac is not None else []
+        if outside:  # the compositional descriptor covers H..Pu only: reject here, not in featurize
+            reasons[i] = f"element(s) {', '.join(outside)} outside the descriptor's element table (H..Pu)"
+            frac = None
         if frac is None:
             out.append(None)
         else:
             out.append("".join(f"{el}{x:.6g}" for el, x in sorted(frac.items())))
-    return out, list(reasons)
+    return out, reasons
 
 
 def canonical_keys(keys: Sequence[Any], kind: str) -> tuple[list[str | None], list[str | None]]:
@@ -124,7 +156,10 @@ def clean_table(
     key_col, value_col = spec["key_column"], spec["value_column"]
     optional = [c for c in (spec.get("id_column"),) if c]
     required = [key_col, value_col, *optional, *[c for c in extra_columns if c]]
-    frame = read_csv_checked(path, required, what)
+    config_keys = {key_col: f"{what}.key_column", value_col: f"{what}.value_column"}
+    if spec.get("id_column"):
+        config_keys[spec["id_column"]] = f"{what}.id_column"
+    frame = read_csv_checked(path, required, what, config_keys)
     for column, allowed in (spec.get("filter") or {}).items():
         if column not in frame.columns:
             raise DataError(f"{what}.filter: {path} has no column {column!r}")
@@ -144,7 +179,12 @@ def clean_table(
             continue
         raw_value = frame[value_col].iloc[i]
         if not np.isfinite(values[i]):
-            why = "missing value" if pd.isna(raw_value) else f"not a finite number ({raw_value!r})"
+            if pd.isna(raw_value):
+                why = "missing value"
+            elif np.isnan(values[i]):
+                why = f"not a finite number ({raw_value!r} is not numeric)"
+            else:
+                why = f"not a finite number ({raw_value!r})"
             rejected.append(_rejection(path, row, value_col, raw_value, why))
             keep[i] = False
 
@@ -156,7 +196,8 @@ def clean_table(
     table = table[keep].reset_index(drop=True)
     table = _resolve_duplicates(table, duplicates, path, what)
     if table.empty:
-        raise DataError(f"{what}: no usable rows left in {path} ({len(rejected)} rejected)")
+        examples = "; ".join(f"row {r['row']} {r['column']}: {r['reason']}" for r in rejected[:3])
+        raise DataError(f"{what}: no usable rows left in {path} ({len(rejected)} rejected, e.g. {examples})")
     rejected_frame = pd.DataFrame(rejected, columns=["file", "row", "column", "value", "reason"])
     return CleanTable(table=table, rejected=rejected_frame, path=path)
 

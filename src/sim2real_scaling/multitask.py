@@ -176,13 +176,6 @@ def _resolve_pair_duplicates(table: pd.DataFrame, policy: str, path: str, what: 
     return merged[table.columns].reset_index(drop=True)
 
 
-def _columns_of(path: str) -> list[str]:
-    try:
-        return list(pd.read_csv(path, nrows=0).columns)
-    except (OSError, pd.errors.EmptyDataError):
-        return []
-
-
 def check_multitask_config(config: Mapping[str, Any]) -> None:
     """``transfer: multitask`` and ``input_kind: smiles_pair`` go together."""
     if (config["transfer"] == "multitask") != (config["input_kind"] == "smiles_pair"):
@@ -259,7 +252,7 @@ def prepare_pair_property(config: Mapping[str, Any], name: str, out_dir: str | P
     """The prepare stage for ``input_kind: smiles_pair``: the pair-table analogue of
     :func:`~.prepare.prepare_property` (same files, same grid.json keys, plus ``n_source_pool``: the
     smallest number of simulated rows any trial may train on)."""
-    from .prepare import split_sizes
+    from .prepare import _columns_of, split_sizes
 
     check_multitask_config(config)
     prop = config["properties"][name]
@@ -288,7 +281,8 @@ def prepare_pair_property(config: Mapping[str, Any], name: str, out_dir: str | P
             t_tgt = PropertyTransform(prop["transform"]).fit(tgt[VALUE].to_numpy(), f"{where}.target")
         else:
             basis = src if prop["transform_fit_on"] == "source" else tgt
-            t_src = PropertyTransform(prop["transform"]).fit(basis[VALUE].to_numpy(), f"{where}.{prop['transform_fit_on']}")
+            basis_name = f"{where}.{prop['transform_fit_on']}"
+            t_src = PropertyTransform(prop["transform"]).fit(basis[VALUE].to_numpy(), basis_name)
             t_tgt = t_src
         src["y"] = t_src.transform(src[VALUE].to_numpy(), f"{where}.source")
         tgt["y"] = t_tgt.transform(tgt[VALUE].to_numpy(), f"{where}.target")
@@ -391,12 +385,12 @@ def build_pair_data(config: Mapping[str, Any], name: str, src: pd.DataFrame, tgt
     groups = {c: tgt[c].astype(str).to_numpy() for c in config["protocol"]["group_columns"] if c in tgt.columns}
     material = (tgt["id"] if "id" in tgt.columns else tgt[PAIR_KEY]).astype(str).tolist()
     return PairData(
-        name=name, X_mol=dm.X, combo_mol=combos["mol"].to_numpy(np.int64),
-        combo_extra=combos[["flag", "t_std", "inv_std"]].to_numpy(np.float32),
+        name=name, X_mol=np.ascontiguousarray(dm.X), combo_mol=combos["mol"].to_numpy(np.int64).copy(),
+        combo_extra=combos[["flag", "t_std", "inv_std"]].to_numpy(np.float32).copy(),
         source_polymer=polymer_combo[:ns], source_solvent=solvent_combo[:ns],
-        y_source=src["y"].to_numpy(np.float32), source_pairs=pair_codes(src[PAIR_KEY], vocabulary),
+        y_source=src["y"].to_numpy(np.float32).copy(), source_pairs=pair_codes(src[PAIR_KEY], vocabulary),
         target_polymer=polymer_combo[ns:], target_solvent=solvent_combo[ns:],
-        y_target=tgt["y"].to_numpy(np.float32), value_target=tgt[VALUE].to_numpy(np.float64),
+        y_target=tgt["y"].to_numpy(np.float32).copy(), value_target=tgt[VALUE].to_numpy(np.float64).copy(),
         target_pairs=pair_codes(tgt[PAIR_KEY], vocabulary), target_keys=material, groups=groups,
         transform_target=transform_target, grid=dict(grid), feature_names=dm.names,
     )
@@ -572,7 +566,8 @@ def train_multitask(init: Params, spec: MultitaskSpec, batch: Batch, settings: M
     use_exp = settings.lam < 1 and batch.exp_polymer.shape[1] > 0
     if not (use_sim or use_exp):
         raise ValueError("nothing to train on: both loss terms are empty or weighted 0")
-    trainable = [p for k, p in params.items() if (use_sim or not k.startswith("sim")) and (use_exp or not k.startswith("exp"))]
+    frozen = tuple(h for h, used in (("sim", use_sim), ("exp", use_exp)) if not used)  # heads without loss
+    trainable = [p for k, p in params.items() if not k.startswith(frozen)]
     try:
         optimizer = torch.optim.Adam(trainable, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     except (RuntimeError, TypeError):
@@ -664,8 +659,8 @@ def run_multitask_trials(config: Mapping[str, Any], data: PairData, trials: Sequ
                       exp_polymer=torch.from_numpy(data.target_polymer[train_rows]).to(device),
                       exp_solvent=torch.from_numpy(data.target_solvent[train_rows]).to(device),
                       y_exp=torch.from_numpy(data.y_target[train_rows]).to(device))
-        params, loss = train_multitask(init, spec, batch, settings,
-                                       progress=_progress(f"[{method} {prop} n={n} m={m} trials {trials[0]}-{trials[-1]}]"))
+        label = f"[{method} {prop} n={n} m={m} trials {trials[0]}-{trials[-1]}]"
+        params, loss = train_multitask(init, spec, batch, settings, progress=_progress(label))
         pred_t = predict_target(params, spec, data, device)
         with np.errstate(over="ignore", invalid="ignore"):
             pred = data.transform_target.inverse_transform(pred_t.astype(np.float64))

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .config import ConfigError, resolve_m_grid, resolve_n_grid
-from .input_tables import KEY, VALUE, DataError, clean_table
+from .input_tables import KEY, VALUE, CleanTable, DataError, clean_table
 from .io import write_csv, write_json
 from .transforms import PropertyTransform, TransformError
 
@@ -29,13 +30,16 @@ def split_sizes(n_target: int, test_fraction: float) -> tuple[int, int]:
     return n_target - n_test, n_test
 
 
-def _carry_classes(source: pd.DataFrame, target: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+def _carry_classes(source: pd.DataFrame, target: pd.DataFrame, columns: list[str],
+                   paths: tuple[str, str] = ("", "")) -> pd.DataFrame:
     """Fill group columns the target lacks from the source table, matched by canonical key."""
     for column in columns:
         if column in target.columns:
             continue
         if column not in source.columns:
-            raise DataError(f"protocol.group_columns: column {column!r} is in neither the target nor the source table")
+            where = f" ({paths[1]} nor {paths[0]})" if all(paths) else ""
+            raise DataError(f"protocol.group_columns: column {column!r} is in neither the target nor the source "
+                            f"table{where}; add it to a table or remove it from protocol.group_columns")
         mapping = source.drop_duplicates(KEY).set_index(KEY)[column]
         target[column] = target[KEY].map(mapping).fillna("unknown")
     return target
@@ -43,6 +47,10 @@ def _carry_classes(source: pd.DataFrame, target: pd.DataFrame, columns: list[str
 
 def prepare_property(config: Mapping[str, Any], name: str, out_dir: str | Path) -> dict[str, Any]:
     """Clean, transform and grid one property; write the prepared files; return a short summary."""
+    if config["input_kind"] == "smiles_pair" or config["transfer"] == "multitask":
+        from .multitask import prepare_pair_property  # polymer-solvent pairs (multitask chi study)
+
+        return prepare_pair_property(config, name, out_dir)
     prop = config["properties"][name]
     protocol = config["protocol"]
     kind = config["input_kind"]
@@ -53,9 +61,21 @@ def prepare_property(config: Mapping[str, Any], name: str, out_dir: str | Path) 
     target = clean_table(tgt_spec, kind=kind, role="target", property_name=name, duplicates=protocol["duplicates"],
                          extra_columns=[c for c in group_columns if c in _columns_of(tgt_spec["path"])])
     src, tgt = source.table, target.table
-    tgt = _carry_classes(src, tgt, group_columns)
+    if config.get("wiedemann_franz"):  # case study 3: WF class per compound (a group column), from raw values
+        from .wiedemann_franz import add_wf_columns
+
+        src, tgt = add_wf_columns(src, tgt, config["wiedemann_franz"], paths=(source.path, target.path))
+    if prop.get("scale", "linear") == "log10":
+        if any(step in ("log", "log10") for step in prop["transform"]):
+            raise ConfigError(f"config key properties.{name}.transform: scale is log10 already; drop log/log10")
+        src = _log10_scale(src, source, src_spec["value_column"], name)
+        tgt = _log10_scale(tgt, target, tgt_spec["value_column"], name)
+    tgt = _carry_classes(src, tgt, group_columns, (source.path, target.path))
 
     where = f"properties.{name}"
+    if prop["transform"] and prop["transform"][0] in ("log", "log10"):  # name the file rows, not array positions
+        for role, table, clean, spec in (("source", src, source, src_spec), ("target", tgt, target, tgt_spec)):
+            _check_positive(table, clean.path, f"{where}.{role}", spec["value_column"], prop["transform"][0], name)
     try:
         if prop["transform_fit_on"] == "each":
             t_src = PropertyTransform(prop["transform"]).fit(src[VALUE].to_numpy(), f"{where}.source ({source.path})")
@@ -72,7 +92,7 @@ def prepare_property(config: Mapping[str, Any], name: str, out_dir: str | Path) 
     n_train, n_test = split_sizes(len(tgt), protocol["test_fraction"])
     if n_train < 2:
         raise ConfigError(
-            f"{where}.target: {len(tgt)} usable rows leave {n_train} for training at "
+            f"{where}.target: {len(tgt)} usable rows of {target.path} leave {n_train} for training at "
             f"protocol.test_fraction={protocol['test_fraction']}; at least 2 are needed"
         )
     n_values = resolve_n_grid(config, len(src), name)
@@ -93,6 +113,33 @@ def prepare_property(config: Mapping[str, Any], name: str, out_dir: str | Path) 
                         out / "rejected.csv", table.rejected["row"].iloc[0], table.rejected["reason"].iloc[0])
     log.info("%s: %d source rows, %d target rows; n grid %s; m grid %s", name, len(src), len(tgt), n_values, m_values)
     return grid
+
+
+def _check_positive(table: pd.DataFrame, path: str, what: str, value_column: str, step: str, name: str) -> None:
+    """A '``log``'/'``log10``' first transform step needs values > 0: name the offending file rows."""
+    bad = table[~(table[VALUE] > 0)]
+    if bad.empty:
+        return
+    shown = ", ".join(f"row {r} = {v:g}" for r, v in zip(bad["source_row"][:5], bad[VALUE][:5], strict=True))
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    raise DataError(
+        f"{what}: {path} column {value_column!r} has {len(bad)} value(s) <= 0 ({shown}{more}), but "
+        f"properties.{name}.transform starts with '{step}', which needs positive values (remove those rows, "
+        f"or set properties.{name}.scale: log10, which drops them, or choose another transform)"
+    )
+
+
+def _log10_scale(table: pd.DataFrame, clean: CleanTable, value_column: str, name: str) -> pd.DataFrame:
+    """``properties.<name>.scale: log10``: values -> log10(values); rows <= 0 go to ``clean.rejected``."""
+    bad = ~(table[VALUE] > 0)
+    if bad.any():
+        extra = pd.DataFrame({"file": clean.path, "row": table.loc[bad, "source_row"].to_numpy(), "column": value_column,
+                              "value": table.loc[bad, VALUE].to_numpy(),
+                              "reason": f"not positive: properties.{name}.scale is log10"})
+        clean.rejected = pd.concat([clean.rejected, extra], ignore_index=True)
+    table = table[~bad].reset_index(drop=True)
+    table[VALUE] = np.log10(table[VALUE].to_numpy(dtype=float))
+    return table
 
 
 def _columns_of(path: str) -> list[str]:

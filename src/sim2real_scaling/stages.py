@@ -55,7 +55,11 @@ def stage_featurize(config: Mapping[str, Any], prepared_tables: Sequence[str | P
                     study_cache: str | Path) -> None:
     keys: set[str] = set()
     for path in prepared_tables:
-        keys.update(pd.read_csv(path, usecols=["key"], keep_default_na=False)["key"].astype(str))
+        # molecule keys: "key" (one molecule per row), or both molecules of a polymer-solvent pair
+        columns = [c for c in ("key", "polymer_key", "solvent_key") if c in pd.read_csv(path, nrows=0).columns]
+        table = pd.read_csv(path, usecols=columns, keep_default_na=False)
+        for column in columns:
+            keys.update(table[column].astype(str))
     descriptor = config["descriptor"]
     cache = cache_file(descriptor["cache_dir"], descriptor) if descriptor["cache_dir"] else Path(study_cache)
     store = featurize(sorted(keys), descriptor, cache=cache)
@@ -79,6 +83,19 @@ def stage_trials(config: Mapping[str, Any], property_name: str, chunk: int, prep
     state = torch.load(pretrained, map_location="cpu", weights_only=True) if pretrained else None
     result = run_trials(config, data, chunk_trials(config, chunk), pretrained=state,
                         device=resolve_device(config["device"]))
+    write_csv(result.trials, outputs["trials"])
+    write_csv(result.groups, outputs["groups"])
+    write_csv(result.materials, outputs["materials"])
+
+
+def stage_multitask(config: Mapping[str, Any], property_name: str, chunk: int, n_index: int | None,
+                    prepared_dir: str | Path, descriptors: str | Path, outputs: Mapping[str, str | Path]) -> None:
+    """Train one chunk of trials of the multitask model (transfer at grid n[n_index], or direct when None)."""
+    from .multitask import load_pair_data, run_multitask_trials
+
+    data = load_pair_data(config, property_name, prepared_dir, descriptors)
+    result = run_multitask_trials(config, data, chunk_trials(config, chunk), n_index=n_index,
+                                  device=resolve_device(config["device"]))
     write_csv(result.trials, outputs["trials"])
     write_csv(result.groups, outputs["groups"])
     write_csv(result.materials, outputs["materials"])
@@ -180,3 +197,57 @@ def stage_report(config: Mapping[str, Any], inputs: Mapping[str, str | Path], ou
     from .report import write_report
 
     write_report(config, inputs, outputs)
+
+
+class StudyIncomplete(RuntimeError):
+    """The study ran to the end but is not complete (diverged trials, failed fits); the message says what."""
+
+
+# fit statuses that make a study incomplete; "too_few_points" (a grid of fewer than 3 n or m values) is the
+# study's design, not a failure, and is only noted
+FIT_FAILURES = ("failed", "invalid_input")
+FITS = (("law_n", "R(n)"), ("law_m", "R(m)"), ("surface", "R(n, m)"))
+
+
+def study_problems(trials: pd.DataFrame, fits: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """``(problems, notes)`` of a finished study: problems make it incomplete, notes do not."""
+    problems: list[str] = []
+    notes: list[str] = []
+    bad = trials[trials["status"] != "ok"]
+    if len(bad):
+        points = bad.groupby(["property", "method", "n", "m"]).size()
+        shown = ", ".join(f"{p} {method} n={n:g} m={m:g}: {k}" for (p, method, n, m), k in points.head(4).items())
+        more = f" and {len(points) - 4} more points" if len(points) > 4 else ""
+        problems.append(
+            f"{len(bad)} of {len(trials)} trials diverged (NaN loss or MAE at {shown}{more}; lower "
+            f"model.finetune.lr / model.direct.lr or the epochs, then rerun with --forcerun transfer direct)"
+        )
+    for name, record in (fits.get("properties") or {}).items():
+        for key, label in FITS:
+            fit = record.get(key)
+            if not isinstance(fit, Mapping) or fit.get("status", "ok") == "ok":
+                continue
+            text = f"the fit of {label} for {name} failed ({fit.get('status')}: {fit.get('message')})"
+            (problems if fit.get("status") in FIT_FAILURES else notes).append(text)
+    return problems, notes
+
+
+def stage_check_study(config: Mapping[str, Any], inputs: Mapping[str, str | Path], output: str | Path) -> None:
+    """Write ``output`` (complete.json) if the study is complete; raise :class:`StudyIncomplete` otherwise.
+
+    The report is written before this runs, so an incomplete study still has its report; this stage only
+    makes the workflow's exit status say so (the last line of its log names every problem).
+    """
+    trials = pd.read_csv(inputs["trials"])
+    fits = read_json(inputs["fits"])
+    problems, notes = study_problems(trials, fits)
+    for note in notes:
+        log.warning("note: %s", note)
+    if problems:
+        raise StudyIncomplete(
+            f"study {config['study']} is incomplete: {'; '.join(problems)}. Everything else finished; "
+            f"the report {inputs.get('report', 'report.html')} shows the results"
+        )
+    write_json({"study": config["study"], "complete": True, "trials": int(len(trials)), "notes": notes}, output)
+    log.info("study %s is complete: %d trials, every fit ok%s", config["study"], len(trials),
+             f" ({len(notes)} notes)" if notes else "")

@@ -49,13 +49,15 @@ class PropertyTransform:
     def fit(self, values: np.ndarray, what: str = "values") -> PropertyTransform:
         x = np.asarray(values, dtype=float)
         self.params = []
-        for step in self.steps:
+        for k, step in enumerate(self.steps):
             if step in ("log", "log10"):
                 bad = np.flatnonzero(~(x > 0))
                 if bad.size:
+                    after = (f" after {' -> '.join(self.steps[:k])} (which makes values <= 0: put '{step}' first)"
+                             if k else "")
                     raise TransformError(
-                        f"{what}: '{step}' transform needs positive values, but {bad.size} are <= 0 "
-                        f"(first at position {bad[0]}: {x[bad[0]]!r})"
+                        f"{what}: '{step}' transform needs positive values, but {bad.size} are <= 0{after} "
+                        f"(first at position {bad[0]}: {float(x[bad[0]]):g})"
                     )
                 self.params.append({})
             elif step == "standardize":
@@ -76,7 +78,7 @@ class PropertyTransform:
             if np.any(~(x > 0)):
                 bad = np.flatnonzero(~(x > 0))
                 raise TransformError(
-                    f"{what}: '{step}' transform needs positive values; position {bad[0]} is {x[bad[0]]!r}"
+                    f"{what}: '{step}' transform needs positive values; position {bad[0]} is {float(x[bad[0]]):g}"
                 )
             return np.log(x) if step == "log" else np.log10(x)
         if step == "standardize":

@@ -28,13 +28,14 @@ def run(snakemake: Any, stage: Callable[[dict[str, Any]], None]) -> None:
     """Run ``stage(config)`` inside a Snakemake ``script:`` job."""
     log_file = snakemake.log[0] if len(snakemake.log) else None
     setup_logging(log_file)
-    from .stages import set_threads
+    from .stages import StudyIncomplete, set_threads
 
     set_threads(snakemake.threads)
     try:
         stage(dict(snakemake.config))
-    except USER_ERRORS as exc:
-        logging.getLogger("sim2real_scaling").error("%s", exc)
+    except (*USER_ERRORS, StudyIncomplete) as exc:
+        # one line, no traceback: the last line of the rule's log (the path Snakemake prints) says what is wrong
+        logging.getLogger("sim2real_scaling").error("%s", " ".join(str(exc).split()))
         sys.exit(1)
     except Exception:
         logging.getLogger("sim2real_scaling").exception("unexpected error in rule %s", snakemake.rule)

@@ -1,0 +1,220 @@
+"""Target 1 and 2: trial throughput of the vectorised engine, and its FLOP/s against a dense matmul.
+
+    python benchmarks/engine_throughput.py                 # CPU, chunk sizes 1 10 100 500 (~5-10 min)
+    python benchmarks/engine_throughput.py --quick         # ~1-2 min
+    python benchmarks/engine_throughput.py --device cuda   # on a GPU (prints the device name)
+
+One *trial* = one network trained on its own random 80 % of the target rows for EPOCHS full-batch Adam
+steps, then evaluated on the other 20 % (the polymer density shape by default: 223 target rows, 190
+descriptors, hidden 64-32). Measured side by side, in one run, repeated (medians reported):
+
+* engine(C):  ``sim2real_scaling.ensemble.train_ensemble`` training C trials at once (chunk size C);
+* (a) plain:  ``ensemble.train_single`` one model at a time in this process: same data, same initial
+  weights, same epochs, full batch (the engine's predictions are checked against it);
+* (b) process-per-trial: a fresh ``python benchmarks/_one_trial.py`` per trial (start-up, imports, data
+  loading included) training with a shuffling mini-batch ``DataLoader`` (batch 32) for the same epochs;
+  one at a time by default (``--parallel-b``), with the same threads as the others;
+* matmul: FLOP/s of a large dense float32 matrix product on the same device, measured before and after
+  each repeat; the engine's training FLOP/s (forward + backward, counted as in ``_common.mlp_train_flops``)
+  is reported as a fraction of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (device_name, load_average, machine_record, matmul_flops, median, mlp_train_flops, sync,  # noqa: E402
+                     timed, write_json)
+
+from sim2real_scaling.ensemble import (MLPSpec, OptimizerSettings, init_parameters, predict,  # noqa: E402
+                                       resolve_device, train_ensemble, train_single)
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_data(rows: int, d_in: int, n_trials: int, train_fraction: float, seed: int = 0):
+    g = np.random.default_rng(seed)
+    X = g.normal(size=(rows, d_in)).astype(np.float32)
+    w = g.normal(size=d_in) / np.sqrt(d_in)
+    y = (np.tanh(X @ w) + 0.1 * g.normal(size=rows)).astype(np.float32)
+    m = int(round(train_fraction * rows))
+    perms = np.stack([np.random.default_rng([seed, t]).permutation(rows) for t in range(n_trials)])
+    return X, y, perms[:, :m].copy(), perms[:, m:].copy()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads of every method (default 1: what each workflow job uses; a 2-core "
+                         "machine runs 2 such jobs at once, see threads.py)")
+    ap.add_argument("--chunks", default="1,10,100,500", help="chunk sizes to time (comma separated)")
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--rows", type=int, default=223, help="target rows (80 %% train, 20 %% test per trial)")
+    ap.add_argument("--d-in", type=int, default=190, help="descriptor width")
+    ap.add_argument("--hidden", default="64,32")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--min-trials", type=int, default=10,
+                    help="trials timed per repeat for small chunk sizes and for baseline (a)")
+    ap.add_argument("--process-trials", type=int, default=None,
+                    help="trials timed per repeat for baseline (b) (default 3)")
+    ap.add_argument("--batch-size", type=int, default=32, help="baseline (b)'s DataLoader batch size")
+    ap.add_argument("--parallel-b", type=int, default=1,
+                    help="baseline (b) processes run at once (default 1; the engine and (a) use one process)")
+    ap.add_argument("--quick", action="store_true", help="100 epochs, chunk sizes 1 10 100, 2 repeats")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args()
+    if args.quick:
+        args.epochs, args.repeats, args.min_trials = 100, 2, 5
+        if args.chunks == "1,10,100,500":
+            args.chunks = "1,10,100"
+    device = resolve_device(args.device)
+    threads = max(1, args.threads)
+    torch.set_num_threads(threads)
+    chunks = [int(c) for c in args.chunks.split(",")]
+    hidden = tuple(int(h) for h in args.hidden.split(","))
+    spec = MLPSpec(d_in=args.d_in, hidden=hidden)
+    n_trials = max(chunks + [args.min_trials])
+    X_np, y_np, train_np, test_np = make_data(args.rows, args.d_in, n_trials, 0.8)
+    m = train_np.shape[1]
+    X, y = torch.from_numpy(X_np).to(device), torch.from_numpy(y_np).to(device)
+    train_all, test_all = torch.from_numpy(train_np).to(device), torch.from_numpy(test_np).to(device)
+    init_all = init_parameters(spec, list(range(n_trials)))
+    settings = OptimizerSettings(epochs=args.epochs, lr=args.lr)
+    flops_required, flops_convention = mlp_train_flops(spec.widths, m, args.epochs)  # per trial
+    k_a = args.min_trials
+    parallel_b = max(1, args.parallel_b)
+    k_b = args.process_trials or max(3, parallel_b)
+
+    print(f"device: {device_name(device)}; torch {torch.__version__}, {threads} threads; load average "
+          f"{load_average()}")
+    print(f"trial: {args.rows} rows ({m} train / {args.rows - m} test), d_in {args.d_in}, hidden {hidden}, "
+          f"{args.epochs} full-batch epochs; {flops_required / 1e9:.3f} GFLOP per trial (required; "
+          f"{flops_convention / 1e9:.3f} by the 3 x forward convention)")
+
+    def engine(C: int) -> tuple[float, float, torch.Tensor]:
+        """(seconds per trial incl. evaluation, training FLOP/s, predictions of the first trials)."""
+        calls = max(1, -(-k_a // C))
+        total = train_time = 0.0
+        first_pred = None
+        for call in range(calls):
+            sel = torch.arange(call * C, call * C + C) % n_trials
+            init = [p[sel] for p in init_all]
+            sync(device)
+            t0 = time.perf_counter()
+            params, _ = train_ensemble(init, X, y, train_all[sel.to(device)], settings)
+            sync(device)
+            t1 = time.perf_counter()
+            pred = predict(params, X, test_all[sel.to(device)])
+            _ = (pred - y[test_all[sel.to(device)]]).abs().mean(dim=1).cpu()
+            sync(device)
+            total += time.perf_counter() - t0
+            train_time += t1 - t0
+            if first_pred is None:
+                first_pred = pred[:k_a].cpu()
+        trials = calls * C
+        return total / trials, flops_required * trials / train_time, first_pred
+
+    def plain() -> tuple[float, torch.Tensor]:
+        preds = []
+
+        def run() -> None:
+            for t in range(k_a):
+                model = train_single([p[t] for p in init_all], X, y, train_all[t], settings)
+                with torch.no_grad():
+                    preds.append(model(X[test_all[t]]).squeeze(-1))
+            sync(device)
+
+        seconds = timed(run, device)
+        return seconds / k_a, torch.stack(preds).cpu()
+
+    tmp = tempfile.TemporaryDirectory()
+    data_file = Path(tmp.name) / "data.npz"
+    np.savez(data_file, X=X_np, y=y_np, train=train_np, test=test_np)
+
+    def per_process() -> float:
+        cmd = [sys.executable, str(HERE / "_one_trial.py"), str(data_file), "", str(args.epochs), str(args.lr),
+               str(args.batch_size), args.hidden, str(threads), device.type]
+        env = {**os.environ, "OMP_NUM_THREADS": cmd[7], "MKL_NUM_THREADS": cmd[7]}
+        start = time.perf_counter()
+        for first in range(0, k_b, parallel_b):
+            procs = []
+            for t in range(first, min(first + parallel_b, k_b)):
+                c = list(cmd)
+                c[3] = str(t)
+                procs.append(subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env))
+            for p in procs:
+                out, err = p.communicate()
+                if p.returncode:
+                    raise RuntimeError(f"baseline (b) failed: {err.decode()[-2000:]}")
+        return (time.perf_counter() - start) / k_b
+
+    # warm-up (first calls pay for lazy initialisation)
+    train_ensemble([p[:2] for p in init_all], X, y, train_all[:2], OptimizerSettings(epochs=3))
+    rows = []
+    agreement = None
+    for r in range(args.repeats):
+        rec: dict[str, float] = {}
+        mm_before = matmul_flops(device)
+        rec["a_s"], pred_a = plain()
+        rec["b_s"] = per_process()
+        for C in chunks:
+            rec[f"e{C}_s"], rec[f"e{C}_flops"], pred_e = engine(C)
+            if C == max(chunks) and agreement is None:
+                k = min(k_a, pred_e.shape[0])
+                mae_a = (pred_a[:k] - y[test_all[:k]].cpu()).abs().mean(dim=1)
+                mae_e = (pred_e[:k] - y[test_all[:k]].cpu()).abs().mean(dim=1)
+                agreement = (float((pred_a[:k] - pred_e[:k]).abs().max()),
+                             float(((mae_a - mae_e).abs() / mae_a).max()))
+        rec["mm"] = (mm_before + matmul_flops(device)) / 2
+        rows.append(rec)
+        print(f"  repeat {r + 1}/{args.repeats}: (a) {1 / rec['a_s']:.2f}/s, (b) {1 / rec['b_s']:.2f}/s, "
+              + ", ".join(f"C={C} {1 / rec[f'e{C}_s']:.2f}/s" for C in chunks)
+              + f", matmul {rec['mm'] / 1e9:.1f} GFLOP/s  (load {load_average()})", flush=True)
+
+    results: dict[str, object] = {"machine": machine_record(device, threads), "args": vars(args),
+                                  "flops_per_trial_required": flops_required,
+                                  "flops_per_trial_convention": flops_convention, "repeats": rows}
+    print()
+    print(f"device: {device_name(device)}, {threads} threads, {args.repeats} repeats (medians), "
+          f"load average at end {load_average()}")
+    print(f"(a) plain loop: {median([1 / r['a_s'] for r in rows]):8.2f} trials/s")
+    print(f"(b) process/trial: {median([1 / r['b_s'] for r in rows]):5.2f} trials/s "
+          f"({parallel_b} at a time, DataLoader batch {args.batch_size})")
+    print(f"matmul: {median([r['mm'] for r in rows]) / 1e9:.1f} GFLOP/s")
+    print()
+    print(f"{'chunk':>6} {'trials/s':>9} {'vs (a)':>7} {'vs (b)':>7} {'GFLOP/s':>8} {'frac':>6} {'frac(3x)':>8}")
+    table = []
+    for C in chunks:
+        rate = median([1 / r[f"e{C}_s"] for r in rows])
+        va = median([r["a_s"] / r[f"e{C}_s"] for r in rows])
+        vb = median([r["b_s"] / r[f"e{C}_s"] for r in rows])
+        gf = median([r[f"e{C}_flops"] for r in rows])
+        frac = median([r[f"e{C}_flops"] / r["mm"] for r in rows])
+        table.append({"chunk": C, "trials_per_s": rate, "speedup_vs_plain": va, "speedup_vs_process": vb,
+                      "train_flops": gf, "fraction_of_matmul": frac,
+                      "fraction_of_matmul_3x_convention": frac * flops_convention / flops_required})
+        print(f"{C:>6} {rate:>9.2f} {va:>7.2f} {vb:>7.1f} {gf / 1e9:>8.2f} {frac:>6.2f} "
+              f"{frac * flops_convention / flops_required:>8.2f}")
+    if agreement is not None:
+        print(f"\nengine (chunk {max(chunks)}) vs plain loop, first {k_a} trials: max |prediction difference| "
+              f"{agreement[0]:.2e}, max relative MAE difference {agreement[1]:.2e}")
+    results["table"] = table
+    results["agreement_max_abs_pred_diff"], results["agreement_max_rel_mae_diff"] = agreement or (None, None)
+    write_json(results, args.json)
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+# Rule check_study: the exit status says whether the study is complete (no diverged trial, no failed fit).
+from sim2real_scaling.stages import stage_check_study
+from sim2real_scaling.workflow_script import run
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+run(sm, lambda config: stage_check_study(config, dict(sm.input.items()), sm.output[0]))

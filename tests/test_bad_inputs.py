@@ -1,0 +1,204 @@
+"""Bad input gets a clear, specific error, never a bare traceback (the corpus under tests/bad_inputs/).
+
+Every case of ``tests/bad_inputs/cases.yaml`` is run through the package stage the workflow calls (fast);
+the error cases also through ``workflow_script.run`` (what a rule's script does: one line in the rule's log,
+exit status 1, no traceback), and a few through real Snakemake runs (parse-time config errors, a failing
+``prepare`` job whose log ends with the message).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, run_snakemake
+from sim2real_scaling.config import ConfigError, deep_merge, load_config, validate_config
+from sim2real_scaling.descriptors import DescriptorError
+from sim2real_scaling.input_tables import DataError
+from sim2real_scaling.stages import stage_prepare
+from sim2real_scaling.transforms import TransformError
+from sim2real_scaling.workflow_script import run
+
+CORPUS = ROOT / "tests" / "bad_inputs"
+TABLES = CORPUS / "tables"
+CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text())
+ERRORS = {"ConfigError": ConfigError, "DataError": DataError, "TransformError": TransformError,
+          "DescriptorError": DescriptorError}
+TABLE_CASES = CASES["tables"]
+CONFIG_CASES = CASES["configs"]
+ERROR_CASES = [c for c in TABLE_CASES if c["expect"] in ERRORS]
+
+
+def _ids(cases: list[dict[str, Any]]) -> list[str]:
+    return [c["id"] for c in cases]
+
+
+def table_config(case: dict[str, Any], results: Path) -> dict[str, Any]:
+    """The validated config of a table case: the base, the case's overrides, its tables from the corpus."""
+    config = deep_merge(CASES["base"], case.get("config", {}))
+    config["results_dir"] = str(results)
+    prop = config["properties"]["density"]
+    for role in ("source", "target"):
+        prop[role]["path"] = str(TABLES / case.get("tables", {}).get(role, prop[role]["path"]))
+    return validate_config(config)
+
+
+def digest(paths: list[Path]) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.is_file()}
+
+
+def assert_message(message: str, patterns: list[str]) -> None:
+    missing = [p for p in patterns if not re.search(p, message)]
+    assert not missing, f"the message\n  {message}\ndoes not match {missing}"
+    assert "Traceback" not in message
+
+
+@pytest.fixture
+def restore_logging():
+    """workflow_script.run reconfigures the root logger (as in a rule's own process): undo it afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+# ---- the corpus itself ------------------------------------------------------------------------------
+
+
+def test_every_corpus_file_is_used_by_a_case():
+    used = {"good_source.csv", "good_target.csv"}
+    for case in TABLE_CASES:
+        used.update(case.get("tables", {}).values())
+    files = {p.name for p in TABLES.iterdir()}
+    assert files - used == set(), f"corpus tables no case uses: {sorted(files - used)}"
+    assert {p.name for p in (CORPUS / "configs").iterdir()} == {c["file"] for c in CONFIG_CASES}
+    ids = _ids(TABLE_CASES) + _ids(CONFIG_CASES)
+    assert len(ids) == len(set(ids)), "case ids must be unique"
+
+
+# ---- tables: the prepare stage --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", TABLE_CASES, ids=_ids(TABLE_CASES))
+def test_table_case(case, tmp_path, caplog):
+    config = table_config(case, tmp_path / "results")
+    inputs = [Path(config["properties"]["density"][role]["path"]) for role in ("source", "target")]
+    before = digest(inputs)
+    out = tmp_path / "prepared"
+    caplog.set_level(logging.WARNING)
+    if case["expect"] in ERRORS:
+        with pytest.raises(ERRORS[case["expect"]]) as info:
+            stage_prepare(config, "density", out)
+        assert_message(str(info.value), case["message"])
+        assert not out.exists() or not any(out.iterdir()), "a failed prepare must not leave outputs behind"
+    else:
+        stage_prepare(config, "density", out)
+        rejected = pd.read_csv(out / "rejected.csv")
+        expected = case.get("rejected", [])
+        assert sorted(rejected["row"]) == sorted(r["row"] for r in expected), rejected.to_string()
+        by_row = rejected.set_index("row")
+        for r in expected:
+            got = by_row.loc[r["row"]]
+            assert got["column"] == r["column"] and re.search(r["reason"], got["reason"]), (r, got.to_dict())
+            assert Path(got["file"]) in inputs and Path(got["file"]).name in case["tables"].values()
+        if expected:  # the log says that rows were dropped and where to look
+            assert any("rejected" in rec.getMessage() and "rejected.csv" in rec.getMessage() for rec in caplog.records)
+        if "check" in case:
+            target = pd.read_csv(out / "target.csv").set_index("key")
+            assert target.loc[case["check"]["key"], "value"] == pytest.approx(case["check"]["value"])
+    assert digest(inputs) == before, "an input table was modified"
+
+
+@pytest.mark.parametrize("case", ERROR_CASES, ids=_ids(ERROR_CASES))
+def test_rule_script_logs_one_clear_line_and_exits_1(case, tmp_path, restore_logging, capsys):
+    """What a rule's script does with a bad input: the log's last line is the message, no traceback."""
+    config = table_config(case, tmp_path / "results")
+    log_file = tmp_path / "prepare.log"
+
+    class FakeSnakemake:  # the attributes workflow_script.run reads
+        log = [str(log_file)]
+        threads = 1
+        rule = "prepare"
+
+    FakeSnakemake.config = config
+    with pytest.raises(SystemExit) as info:
+        run(FakeSnakemake, lambda cfg: stage_prepare(cfg, "density", tmp_path / "prepared"))
+    assert info.value.code == 1
+    text = log_file.read_text()
+    assert "Traceback" not in text and "Traceback" not in capsys.readouterr().err
+    last = text.strip().splitlines()[-1]
+    assert " ERROR " in last
+    assert_message(last, case["message"])
+
+
+# ---- configs: schema validation with the key's path -----------------------------------------------
+
+
+@pytest.mark.parametrize("case", CONFIG_CASES, ids=_ids(CONFIG_CASES))
+def test_config_case(case):
+    path = CORPUS / "configs" / case["file"]
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert_message(message, case["message"])
+
+
+# ---- the same through Snakemake ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["misspelled_table_key.yaml", "wrong_type_lr.yaml"])
+def test_invalid_config_stops_snakemake_at_parse_time_naming_the_key(name, tmp_path):
+    case = next(c for c in CONFIG_CASES if c["file"] == name)
+    proc = run_snakemake("-n", "--configfile", str(CORPUS / "configs" / name), "--directory", str(tmp_path),
+                         check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "invalid config: " in out, out[-3000:]
+    line = next(x for x in out.splitlines() if "invalid config: " in x)
+    assert_message(line, case["message"])
+    assert "Traceback" not in out
+
+
+def _study_config(tmp_path: Path, target: str, **extra: Any) -> Path:
+    config = {"study": "bad_table", "results_dir": str(tmp_path / "results"), "descriptor": {"set": "rdkit_basic"},
+              "properties": {"density": {"source": {"path": str(TABLES / "good_source.csv")},
+                                         "target": {"path": str(TABLES / target)}}},
+              "grid": {"n": [20, 80]}, "protocol": {"trials": 2, "chunk_size": 2}, **extra}
+    path = tmp_path / "bad_table.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_failed_prepare_job_names_its_log_whose_last_line_is_the_message(tmp_path):
+    config = _study_config(tmp_path, "misspelled_value_column.csv")
+    target = tmp_path / "results" / "bad_table" / "prepared" / "density" / "grid.json"
+    proc = run_snakemake("--cores", "1", "--configfile", str(config), "--directory", str(tmp_path / "wd"),
+                         str(target), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Error in rule prepare" in out and "logs/bad_table/prepare/density.log" in out, out[-3000:]
+    log_text = (tmp_path / "wd" / "logs" / "bad_table" / "prepare" / "density.log").read_text()
+    assert "Traceback" not in log_text
+    case = next(c for c in TABLE_CASES if c["id"] == "misspelled_value_column")
+    assert_message(log_text.strip().splitlines()[-1], case["message"])
+    assert not target.exists()
+
+
+def test_missing_input_file_is_named_before_any_job_runs(tmp_path):
+    config = _study_config(tmp_path, "does_not_exist.csv")
+    proc = run_snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path / "wd"), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Missing input files for rule prepare" in out and "does_not_exist.csv" in out, out[-3000:]

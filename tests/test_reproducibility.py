@@ -1,0 +1,164 @@
+"""Reproducibility: every trial draws its split and initial weights from its own seed.
+
+The same config and seed give bit-identical trial MAEs on the CPU across runs (in this process and in a fresh
+one) and across thread counts (what ``--cores`` changes for rules that ask for several threads); the same
+MAEs to floating-point reduction order (1e-6 relative) across chunk sizes; and a different seed gives
+different ones. (Across real Snakemake runs with ``--cores 2`` and ``--cores 1``, interrupted or not:
+tests/test_interrupt.py compares the final files byte for byte.)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from sim2real_scaling.config import chunk_trials, validate_config
+from sim2real_scaling.engine import load_property_data, pretrain, run_trials, trial_split
+from sim2real_scaling.stages import environment_record, set_threads, stage_featurize, stage_prepare, stage_record_run
+from sim2real_scaling.synthetic import generate_benchmark
+
+CPU = torch.device("cpu")
+TRIALS = list(range(6))
+
+
+def make_config(folder: Path, seed: int = 3) -> dict:
+    return validate_config({
+        "study": "repro", "seed": seed, "device": "cpu", "results_dir": str(folder / "results"),
+        "descriptor": {"set": "rdkit_basic"},
+        "properties": {"density": {"source": {"path": str(folder / "simulated.csv")},
+                                   "target": {"path": str(folder / "experimental.csv")},
+                                   "transform": ["standardize"], "transform_fit_on": "source"}},
+        "grid": {"n": [40, 120], "m": [12, 1.0]},
+        "protocol": {"trials": len(TRIALS), "chunk_size": 3, "group_columns": ["polymer_class"], "per_material": True},
+        "model": {"hidden": [16, 8], "pretrain": {"epochs": 8, "batch_size": 32},
+                  "finetune": {"epochs": 25, "batch_size": 8}, "direct": {"epochs": 25}},
+    })
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Prepared tables and descriptors of a small synthetic study; returns (folder, config, data)."""
+    folder = tmp_path_factory.mktemp("repro")
+    generate_benchmark(seed=9, n_source=120, n_target=40, noise_source=0.01, noise_target=0.015, hidden_strength=0.2,
+                       source_path=folder / "simulated.csv", target_path=folder / "experimental.csv")
+    config = make_config(folder)
+    prepared = folder / "prepared"
+    stage_prepare(config, "density", prepared)
+    stage_featurize(config, [prepared / "source.csv", prepared / "target.csv"], folder / "descriptors.npz",
+                    folder / "cache.npz")
+    return folder, config, load_property_data(config, "density", prepared, folder / "descriptors.npz")
+
+
+@pytest.fixture
+def threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def sweep(config, data, chunks: list[list[int]]) -> dict[str, np.ndarray]:
+    """Trial MAEs (transfer at the largest n, and direct), trials sorted, at every m."""
+    state = pretrain(config, data, 1, CPU)
+    out = {}
+    for method, pretrained in (("transfer", state), ("direct", None)):
+        frames = [run_trials(config, data, c, pretrained=pretrained, device=CPU).trials for c in chunks]
+        table = pd.concat(frames).sort_values(["m", "trial"])
+        assert (table["status"] == "ok").all()
+        out[method] = table["mae"].to_numpy()
+    return out
+
+
+def assert_bit_identical(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    for method in a:
+        assert a[method].tobytes() == b[method].tobytes(), (method, a[method] - b[method])
+
+
+def test_same_seed_gives_bit_identical_maes_in_one_process(study):
+    _, config, data = study
+    assert_bit_identical(sweep(config, data, [TRIALS]), sweep(config, data, [TRIALS]))
+
+
+def test_same_seed_gives_bit_identical_maes_across_processes(study, tmp_path):
+    folder, config, _ = study
+    here = sweep(*study[1:], [TRIALS])
+    code = (
+        "import json, sys, torch\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from test_reproducibility import make_config, sweep, TRIALS\n"
+        "from sim2real_scaling.engine import load_property_data\n"
+        "from pathlib import Path\n"
+        "folder = Path(sys.argv[2])\n"
+        "config = make_config(folder)\n"
+        "data = load_property_data(config, 'density', folder / 'prepared', folder / 'descriptors.npz')\n"
+        "torch.set_num_threads(1)\n"
+        "print(json.dumps({k: v.hex() for k, v in ((k, v.tobytes()) for k, v in sweep(config, data, [TRIALS]).items())}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(folder)],
+                          capture_output=True, text=True, timeout=300, check=True)
+    there = {k: np.frombuffer(bytes.fromhex(v), dtype=float) for k, v in json.loads(proc.stdout.splitlines()[-1]).items()}
+    assert_bit_identical(here, there)
+
+
+def test_thread_count_does_not_change_any_bit(study, threads):
+    _, config, data = study
+    set_threads(1)
+    one = sweep(config, data, [TRIALS])
+    set_threads(2)
+    two = sweep(config, data, [TRIALS])
+    assert_bit_identical(one, two)
+
+
+@pytest.mark.parametrize("chunks", [[[0, 1, 2], [3, 4, 5]], [[t] for t in TRIALS], [[5, 4], [1, 3, 0, 2]]],
+                         ids=["two_chunks", "one_per_trial", "shuffled"])
+def test_chunking_changes_maes_only_by_reduction_order(study, chunks):
+    _, config, data = study
+    whole = sweep(config, data, [TRIALS])
+    chunked = sweep(config, data, chunks)
+    for method in whole:
+        np.testing.assert_allclose(chunked[method], whole[method], rtol=1e-6, atol=0)
+
+
+def test_a_trial_draws_its_split_from_its_own_seed(study):
+    _, config, data = study
+    n_target, n_test = len(data.y_target), int(data.grid["n_test"])
+    splits = {t: trial_split(config["seed"], "density", t, n_target, n_test) for t in TRIALS}
+    again = {t: trial_split(config["seed"], "density", t, n_target, n_test) for t in reversed(TRIALS)}
+    for t in TRIALS:
+        assert np.array_equal(splits[t][0], again[t][0]) and np.array_equal(splits[t][1], again[t][1])
+        assert set(splits[t][0]).isdisjoint(splits[t][1]) and len(splits[t][1]) == n_test
+    assert len({tuple(sorted(s[1])) for s in splits.values()}) == len(TRIALS)
+    # chunks cover every trial once whatever the chunk size
+    for size in (1, 4, 6):
+        cfg = {**config, "protocol": {**config["protocol"], "chunk_size": size}}
+        chunks = [chunk_trials(cfg, c) for c in range(-(-len(TRIALS) // size))]
+        assert sum(chunks, []) == TRIALS
+
+
+def test_changing_the_seed_changes_splits_weights_and_maes(study):
+    folder, config, data = study
+    other = make_config(folder, seed=4)
+    assert not np.array_equal(trial_split(3, "density", 0, 40, 8)[1], trial_split(4, "density", 0, 40, 8)[1])
+    a, b = pretrain(config, data, 0, CPU), pretrain(other, data, 0, CPU)
+    assert not torch.equal(a["params"][0], b["params"][0])
+    first, second = sweep(config, data, [TRIALS]), sweep(other, data, [TRIALS])
+    for method in first:
+        assert not np.allclose(first[method], second[method], rtol=1e-3)
+
+
+def test_run_folder_records_resolved_config_and_versions(study, tmp_path):
+    _, config, _ = study
+    stage_record_run(config, tmp_path / "run" / "config.resolved.yaml", tmp_path / "run" / "environment.json")
+    assert yaml.safe_load((tmp_path / "run" / "config.resolved.yaml").read_text()) == config
+    env = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert env == json.loads(json.dumps(environment_record()))
+    for package in ("torch", "numpy", "scipy", "pandas", "rdkit", "snakemake", "sim2real-scaling"):
+        assert env["packages"][package]
+    assert env["packages"]["torch"] == torch.__version__.split("+")[0] or env["packages"]["torch"] == torch.__version__
