@@ -41,7 +41,8 @@ rule featurize:
             table=["source", "target"],
         ),
     output:
-        f"{R}/features/descriptors.npz",
+        descriptors=f"{R}/features/descriptors.npz",
+        failed=f"{R}/features/failed.csv",
     params:
         study_cache=f"{R}/features/cache.npz",
     log:

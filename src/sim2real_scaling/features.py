@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .config import settings_digest
+from .descriptors import DescriptorError
 from .descriptors.registry import compute_descriptors
 from .io import write_npz
 
@@ -27,6 +28,11 @@ class DescriptorStore:
     keys: np.ndarray  # (N,) str
     names: np.ndarray  # (d,) str
     values: np.ndarray  # (N, d) float64
+    failed: dict[str, str] = field(default_factory=dict)  # key -> why it has no descriptors
+
+    def has(self, keys: Sequence[str]) -> np.ndarray:
+        """Boolean mask: which of ``keys`` have descriptors."""
+        return np.isin(np.asarray(keys, dtype=str), self.keys.astype(str))
 
     def rows(self, keys: Sequence[str]) -> np.ndarray:
         index = {k: i for i, k in enumerate(self.keys.tolist())}
@@ -61,12 +67,29 @@ def featurize(keys: Sequence[str], descriptor: Mapping[str, Any], cache: str | P
     log.info("descriptors '%s': %d molecules, %d cached, %d to compute", descriptor["set"], len(wanted),
              len(wanted) - len(todo), len(todo))
     blocks, names = [], None
+    failed: dict[str, str] = {}
+    computed: list[str] = []
     start = time.perf_counter()
     for i in range(0, len(todo), batch):
-        values, names = compute_descriptors(descriptor["set"], todo[i:i + batch], descriptor.get("params"))
-        blocks.append(values)
+        chunk = todo[i:i + batch]
+        try:
+            values, names = compute_descriptors(descriptor["set"], chunk, descriptor.get("params"))
+            blocks.append(values)
+            computed.extend(chunk)
+        except DescriptorError:
+            # one bad molecule must not sink the batch: featurize one by one, set the failures aside
+            for key in chunk:
+                try:
+                    values, names = compute_descriptors(descriptor["set"], [key], descriptor.get("params"))
+                except DescriptorError as exc:
+                    failed[key] = str(exc)
+                    log.warning("no descriptors for %s: %s", key, exc)
+                    continue
+                blocks.append(values)
+                computed.append(key)
         done = min(i + batch, len(todo))
         log.info("  %d/%d molecules featurized (%.1f s)", done, len(todo), time.perf_counter() - start)
+    todo = computed
     if cached is not None and todo:
         if names is not None and list(cached.names) != list(names):
             raise ValueError(f"descriptor cache {cache} has other columns than the current descriptor")
@@ -75,14 +98,15 @@ def featurize(keys: Sequence[str], descriptor: Mapping[str, Any], cache: str | P
         all_values = np.vstack([cached.values, *blocks]) if blocks else cached.values
         names_arr = cached.names.astype(str)
     else:
-        if names is None:  # nothing to compute and no cache: an empty request
-            raise ValueError("no molecules to featurize")
+        if names is None:  # nothing computed and no cache
+            raise DescriptorError(f"no molecule could be featurized with '{descriptor['set']}'"
+                                  + (f", e.g. {next(iter(failed.items()))}" if failed else ""))
         all_keys, all_values, names_arr = np.array(todo, dtype=str), np.vstack(blocks), np.array(names, dtype=str)
     store = DescriptorStore(keys=all_keys, names=names_arr, values=all_values)
     if cache is not None and todo:
         store.save(cache)
     keep = np.isin(store.keys, np.array(wanted, dtype=str))
-    return DescriptorStore(keys=store.keys[keep], names=store.names, values=store.values[keep])
+    return DescriptorStore(keys=store.keys[keep], names=store.names, values=store.values[keep], failed=failed)
 
 
 @dataclass

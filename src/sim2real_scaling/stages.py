@@ -20,20 +20,23 @@ import numpy as np
 import pandas as pd
 
 from .config import chunk_trials
-from .engine import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS, load_property_data, pretrain, run_trials
-from .ensemble import resolve_device
 from .features import cache_file, featurize
 from .io import read_json, write_csv, write_json, write_torch
 from .prepare import prepare_property
-from .statistics import summarize
+
+# torch (engine, ensemble) and scipy.stats (statistics) are imported by the stages that use them: a rule
+# that needs neither (prepare, featurize, fit, report, check_study) starts a second or two faster
 
 log = logging.getLogger(__name__)
 
 
 def set_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, int(threads)))
+    """Torch's CPU threads; before torch is imported, through the variables it reads when it starts."""
+    n = str(max(1, int(threads)))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(n))
+    else:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = n
 
 
 def stage_synthesize(config: Mapping[str, Any]) -> None:
@@ -52,7 +55,8 @@ def stage_prepare(config: Mapping[str, Any], property_name: str, out_dir: str | 
 
 
 def stage_featurize(config: Mapping[str, Any], prepared_tables: Sequence[str | Path], output: str | Path,
-                    study_cache: str | Path) -> None:
+                    study_cache: str | Path, failed_output: str | Path | None = None) -> None:
+    """Descriptors of every distinct molecule; molecules the descriptor cannot handle go to ``failed_output``."""
     keys: set[str] = set()
     for path in prepared_tables:
         # molecule keys: "key" (one molecule per row), or both molecules of a polymer-solvent pair
@@ -64,11 +68,17 @@ def stage_featurize(config: Mapping[str, Any], prepared_tables: Sequence[str | P
     cache = cache_file(descriptor["cache_dir"], descriptor) if descriptor["cache_dir"] else Path(study_cache)
     store = featurize(sorted(keys), descriptor, cache=cache)
     store.save(output)
-    log.info("%d molecules x %d descriptors written to %s", len(store.keys), len(store.names), output)
+    if failed_output is not None:
+        write_csv(pd.DataFrame(sorted(store.failed.items()), columns=["key", "reason"]), failed_output)
+    log.info("%d molecules x %d descriptors written to %s (%d failed)", len(store.keys), len(store.names), output,
+             len(store.failed))
 
 
 def stage_pretrain(config: Mapping[str, Any], property_name: str, n_index: int, prepared_dir: str | Path,
                    descriptors: str | Path, output: str | Path) -> None:
+    from .engine import load_property_data, pretrain
+    from .ensemble import resolve_device
+
     data = load_property_data(config, property_name, prepared_dir, descriptors)
     state = pretrain(config, data, n_index, resolve_device(config["device"]))
     write_torch(state, output)
@@ -78,6 +88,9 @@ def stage_trials(config: Mapping[str, Any], property_name: str, chunk: int, prep
                  descriptors: str | Path, outputs: Mapping[str, str | Path], pretrained: str | Path | None = None) -> None:
     """Train one chunk of trials (transfer when ``pretrained`` is given, direct otherwise)."""
     import torch
+
+    from .engine import load_property_data, run_trials
+    from .ensemble import resolve_device
 
     data = load_property_data(config, property_name, prepared_dir, descriptors)
     state = torch.load(pretrained, map_location="cpu", weights_only=True) if pretrained else None
@@ -91,6 +104,7 @@ def stage_trials(config: Mapping[str, Any], property_name: str, chunk: int, prep
 def stage_multitask(config: Mapping[str, Any], property_name: str, chunk: int, n_index: int | None,
                     prepared_dir: str | Path, descriptors: str | Path, outputs: Mapping[str, str | Path]) -> None:
     """Train one chunk of trials of the multitask model (transfer at grid n[n_index], or direct when None)."""
+    from .ensemble import resolve_device
     from .multitask import load_pair_data, run_multitask_trials
 
     data = load_pair_data(config, property_name, prepared_dir, descriptors)
@@ -109,6 +123,9 @@ def _concat(paths: Sequence[str | Path], columns: list[str]) -> pd.DataFrame:
 
 def stage_aggregate(config: Mapping[str, Any], trial_files: Sequence[str | Path], group_files: Sequence[str | Path],
                     material_files: Sequence[str | Path], outputs: Mapping[str, str | Path]) -> None:
+    from .engine import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS
+    from .statistics import summarize
+
     trials = _concat(trial_files, TRIAL_COLUMNS).sort_values(["property", "method", "n", "m", "trial"])
     analysis = config["analysis"]
     summary = summarize(trials, confidence=analysis["confidence"], n_resamples=analysis["bootstrap_resamples"],
