@@ -11,6 +11,7 @@ import importlib.util
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -104,16 +105,12 @@ def test_slurm_dry_run_without_slurm_installed(no_slurm_env: dict[str, str], tmp
 
 
 def test_slurm_profile_passes_lint(no_slurm_env: dict[str, str]) -> None:
-    import subprocess
-
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--profile", str(SLURM_PROFILE)],
                           cwd=ROOT, capture_output=True, text=True, env=no_slurm_env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
 def test_local_profile_dry_run(tmp_path: Path) -> None:
-    import subprocess
-
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", str(LOCAL_PROFILE), *_tiny_args(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]  # no --cores needed: the profile has it

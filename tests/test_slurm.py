@@ -19,6 +19,7 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -37,6 +38,7 @@ TOOLS = ["slurmctld", "slurmd", "munged", "sbatch", "squeue", "sinfo", "scontrol
 STUDY_ARGS = ["--snakefile", str(ROOT / "Snakefile"),
               "--configfile", str(ROOT / "config" / "config.yaml"), str(HERE / "tiny.yaml")]
 TRIALS = "results/slurm_tiny/trials.csv"
+THREADS = ["featurize=1", "pretrain=1", "transfer=1", "direct=1"]  # as tests/slurm/profile.yaml sets them
 
 pytestmark = pytest.mark.slurm
 
@@ -69,7 +71,7 @@ def _cannot_run() -> str | None:
             return f"SLURM is not installed ({', '.join(_missing_tools())} missing) and there is no apt-get to install it"
         proc = subprocess.run(["bash", str(HERE / "install.sh")], capture_output=True, text=True, timeout=900)
         if proc.returncode != 0 or _missing_tools():
-            pytest.fail(f"tests/slurm/install.sh could not install SLURM:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            return f"tests/slurm/install.sh could not install SLURM:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     conf = Path("/etc/slurm/slurm.conf")
     if conf.is_symlink() and (Path(os.readlink(conf)).parent / "started.pids").exists():
         # left behind by an interrupted run of this test: stop what it recorded, remove its link
@@ -133,13 +135,9 @@ def _show(text: str, capsys: pytest.CaptureFixture) -> None:
 
 def test_tiny_study_on_slurm_equals_local_run(slurm_cluster: Path, tmp_path: Path, capsys) -> None:
     profile = _test_profile(tmp_path / "profile")
-    slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
-    slurm_dir.mkdir()
-    local_dir.mkdir()
-    expected = submissions.count(
-        submissions.dry_run("--directory", str(slurm_dir), *STUDY_ARGS[2:], profile=profile),
-        *submissions.profile_settings(profile),
-    )
+    slurm_dir, local_dir, dry_dir = tmp_path / "slurm", tmp_path / "local", tmp_path / "dry"
+    for folder in (slurm_dir, local_dir, dry_dir):
+        folder.mkdir()
 
     start = time.monotonic()
     slurm_log = tmp_path / "slurm-run.log"
@@ -147,15 +145,24 @@ def test_tiny_study_on_slurm_equals_local_run(slurm_cluster: Path, tmp_path: Pat
         slurm_run = subprocess.Popen([*SNAKEMAKE, "--profile", str(profile), "--directory", str(slurm_dir), *STUDY_ARGS],
                                      stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
-            # the local reference run, meanwhile (same study, same threads per job: 1)
-            local = subprocess.run([*SNAKEMAKE, "--cores", "2", "--directory", str(local_dir), *STUDY_ARGS, "--", TRIALS],
+            # meanwhile: the submissions a dry run predicts (same study, an empty working directory) ...
+            expected = submissions.count(
+                submissions.dry_run("--directory", str(dry_dir), *STUDY_ARGS[2:], profile=profile),
+                *submissions.profile_settings(profile),
+            )
+            # ... and the local reference run (same study, same threads per job: 1)
+            local = subprocess.run([*SNAKEMAKE, "--cores", "2", "--directory", str(local_dir), *STUDY_ARGS,
+                                    "--set-threads", *THREADS, "--", TRIALS],
                                    capture_output=True, text=True, cwd=ROOT, timeout=600)
             assert local.returncode == 0, f"local run failed:\n{local.stdout[-3000:]}\n{local.stderr[-5000:]}"
             slurm_run.wait(timeout=600)
         finally:
-            if slurm_run.poll() is None:
-                slurm_run.terminate()
-                slurm_run.wait(timeout=60)
+            if slurm_run.poll() is None:  # a failure above: Ctrl-C makes Snakemake scancel its jobs
+                slurm_run.send_signal(signal.SIGINT)
+                try:
+                    slurm_run.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    slurm_run.kill()
     elapsed = time.monotonic() - start
     text = slurm_log.read_text()
     assert slurm_run.returncode == 0, (
@@ -180,15 +187,17 @@ def test_tiny_study_on_slurm_equals_local_run(slurm_cluster: Path, tmp_path: Pat
     assert len(merged) == len(slurm_trials) == len(local_trials) == 3 * 4  # (2 n + direct) x 4 trials
     assert (merged["mae_slurm"] == merged["mae_local"]).all(), merged[["mae_slurm", "mae_local"]]
     assert (merged["train_loss_slurm"] == merged["train_loss_local"]).all()
-    for name in ("summary.csv", "fits.json", "report.html"):
+    pd.testing.assert_frame_equal(pd.read_csv(slurm_dir / "results" / "slurm_tiny" / "summary.csv"),
+                                  pd.read_csv(local_dir / "results" / "slurm_tiny" / "summary.csv"))
+    for name in ("fits.json", "report.html"):
         assert (slurm_dir / "results" / "slurm_tiny" / name).is_file(), name
 
     lines = [f"SLURM test: {len(submitted)} sbatch submissions (dry run predicted {expected.total}: "
              + ", ".join(f"{k} {v}" for k, v in expected.per_kind().items()) + f") for {expected.jobs} jobs",
-             f"  SLURM jobs: " + ", ".join(f"{k} {j['JobState']} ({j.get('Comment', '')}"
+             "  SLURM jobs: " + ", ".join(f"{k} {j['JobState']} ({j.get('Comment', '')}"
                                           f"{', GPU' if asked_gpu.get(j.get('Comment', '?')) else ''})"
-                                          for k, j in sorted(jobs.items())),
-             f"  trial MAEs identical to the local run: {len(merged)} trials, "
+                                          for k, j in sorted(jobs.items(), key=lambda kv: kv[0].zfill(12))),
+             f"  trial MAEs identical to the local run: {len(merged)} trials (and summary.csv), "
              f"max |MAE(slurm) - MAE(local)| = {(merged['mae_slurm'] - merged['mae_local']).abs().max():.1e}",
              f"  wall time (SLURM run with the local run alongside): {elapsed:.0f} s"]
     _show("\n".join(lines), capsys)
