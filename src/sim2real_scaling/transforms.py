@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 STEPS = ("log", "log10", "standardize", "yeo-johnson", "min-max")
 
@@ -67,6 +66,8 @@ class PropertyTransform:
                 lo, hi = float(np.min(x)), float(np.max(x))
                 self.params.append({"min": lo, "max": hi if hi > lo else lo + 1.0})
             elif step == "yeo-johnson":
+                from scipy import stats  # here, not at the top: importing scipy.stats takes a second
+
                 _, lmbda = stats.yeojohnson(x)
                 self.params.append({"lambda": float(lmbda)})
             x = self._apply(step, self.params[-1], x, what)
@@ -85,6 +86,8 @@ class PropertyTransform:
             return (x - p["mean"]) / p["std"]
         if step == "min-max":
             return (x - p["min"]) / (p["max"] - p["min"])
+        from scipy import stats
+
         return stats.yeojohnson(x, lmbda=p["lambda"])
 
     @staticmethod
