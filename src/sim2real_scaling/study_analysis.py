@@ -106,7 +106,7 @@ def analyse_property(name: str, trials: pd.DataFrame, summary: pd.DataFrame, gro
             _, fit_m = _fit_curve(t, s, "m", n_max, method="transfer", n_boot=n_boot, seed=seed, ci=confidence, space=space)
         except TableError as exc:
             fit_m = PowerLawFit.failed("invalid_input", str(exc))
-        out["law_m"] = {"n": n_max, **fit_m.to_dict()}
+        out["law_m"] = {"n": n_max, **fit_m.to_dict(), "equation": fit_m.equation(var="m")}
         grid = transfer.sort_values(["n", "m"])
         surface = _fit_surface(t, grid, n_boot=n_boot, seed=seed, ci=confidence, space=space)
         out["surface"] = surface.to_dict()
