@@ -64,16 +64,24 @@ def timed(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def matmul_flops(device: torch.device, size: int | None = None, repeats: int = 5) -> float:
-    """FLOP/s of a large dense float32 matrix product on ``device`` (the machine's practical limit)."""
+def matmul_flops(device: torch.device, size: int | None = None, repeats: int = 5) -> tuple[float, float]:
+    """FLOP/s of a large dense float32 matrix product on ``device`` (the machine's practical limit).
+
+    Returns (FLOP per wall second: median of ``repeats`` products, FLOP per CPU second of this process over
+    all of them; the latter is the wall figure again on a GPU).
+    """
     size = size or (8192 if device.type == "cuda" else 2048)
     g = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=g).to(device)
     b = torch.randn(size, size, generator=g).to(device)
     c = torch.empty(size, size, device=device)
     torch.mm(a, b, out=c)  # warm-up
+    cpu0 = time.process_time()
     times = [timed(lambda: torch.mm(a, b, out=c), device) for _ in range(repeats)]
-    return 2 * size**3 / statistics.median(times)
+    cpu = time.process_time() - cpu0
+    flop = 2 * size**3
+    wall = flop / statistics.median(times)
+    return wall, (flop * repeats / cpu if device.type == "cpu" else wall)
 
 
 def mlp_train_flops(widths: Sequence[int], rows: int, steps: int) -> tuple[float, float]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,8 +34,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (device_name, load_average, machine_record, matmul_flops, median, mlp_train_flops, sync,  # noqa: E402
-                     timed, write_json)
+from _common import (device_name, load_average, machine_record, matmul_flops, median,  # noqa: E402
+                      mlp_train_flops, sync, write_json)
 
 from sim2real_scaling.ensemble import (MLPSpec, OptimizerSettings, init_parameters, predict,  # noqa: E402
                                        resolve_device, train_ensemble, train_single)
@@ -103,51 +104,57 @@ def main() -> None:
           f"{args.epochs} full-batch epochs; {flops_required / 1e9:.3f} GFLOP per trial (required; "
           f"{flops_convention / 1e9:.3f} by the 3 x forward convention)")
 
-    def engine(C: int) -> tuple[float, float, torch.Tensor]:
-        """(seconds per trial incl. evaluation, training FLOP/s, predictions of the first trials)."""
+    def engine(C: int) -> tuple[dict[str, float], torch.Tensor]:
+        """Seconds per trial (wall, CPU; evaluation included), training FLOP/s (wall, CPU), predictions."""
         calls = max(1, -(-k_a // C))
-        total = train_time = 0.0
+        wall = cpu = train_wall = train_cpu = 0.0
         first_pred = None
         for call in range(calls):
             sel = torch.arange(call * C, call * C + C) % n_trials
             init = [p[sel] for p in init_all]
             sync(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             params, _ = train_ensemble(init, X, y, train_all[sel.to(device)], settings)
             sync(device)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             pred = predict(params, X, test_all[sel.to(device)])
             _ = (pred - y[test_all[sel.to(device)]]).abs().mean(dim=1).cpu()
             sync(device)
-            total += time.perf_counter() - t0
-            train_time += t1 - t0
+            wall += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+            train_wall += t1 - t0
+            train_cpu += c1 - c0
             if first_pred is None:
                 first_pred = pred[:k_a].cpu()
-        trials = calls * C
-        return total / trials, flops_required * trials / train_time, first_pred
+        n = calls * C
+        return ({"wall": wall / n, "cpu": cpu / n, "flops": flops_required * n / train_wall,
+                 "flops_cpu": flops_required * n / max(train_cpu, 1e-9)}, first_pred)
 
-    def plain() -> tuple[float, torch.Tensor]:
+    def plain() -> tuple[dict[str, float], torch.Tensor]:
         preds = []
-
-        def run() -> None:
-            for t in range(k_a):
-                model = train_single([p[t] for p in init_all], X, y, train_all[t], settings)
-                with torch.no_grad():
-                    preds.append(model(X[test_all[t]]).squeeze(-1))
-            sync(device)
-
-        seconds = timed(run, device)
-        return seconds / k_a, torch.stack(preds).cpu()
+        sync(device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for t in range(k_a):
+            model = train_single([p[t] for p in init_all], X, y, train_all[t], settings)
+            with torch.no_grad():
+                preds.append(model(X[test_all[t]]).squeeze(-1))
+        sync(device)
+        return ({"wall": (time.perf_counter() - t0) / k_a, "cpu": (time.process_time() - c0) / k_a},
+                torch.stack(preds).cpu())
 
     tmp = tempfile.TemporaryDirectory()
     data_file = Path(tmp.name) / "data.npz"
     np.savez(data_file, X=X_np, y=y_np, train=train_np, test=test_np)
 
-    def per_process() -> float:
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def per_process() -> dict[str, float]:
         cmd = [sys.executable, str(HERE / "_one_trial.py"), str(data_file), "", str(args.epochs), str(args.lr),
                str(args.batch_size), args.hidden, str(threads), device.type]
         env = {**os.environ, "OMP_NUM_THREADS": cmd[7], "MKL_NUM_THREADS": cmd[7]}
-        start = time.perf_counter()
+        start, c0 = time.perf_counter(), children_cpu()
         for first in range(0, k_b, parallel_b):
             procs = []
             for t in range(first, min(first + parallel_b, k_b)):
@@ -155,10 +162,13 @@ def main() -> None:
                 c[3] = str(t)
                 procs.append(subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env))
             for p in procs:
-                out, err = p.communicate()
+                _, err = p.communicate()
                 if p.returncode:
                     raise RuntimeError(f"baseline (b) failed: {err.decode()[-2000:]}")
-        return (time.perf_counter() - start) / k_b
+        return {"wall": (time.perf_counter() - start) / k_b, "cpu": (children_cpu() - c0) / k_b}
+
+    def reference() -> tuple[float, float]:
+        return matmul_flops(device)
 
     # warm-up (first calls pay for lazy initialisation)
     train_ensemble([p[:2] for p in init_all], X, y, train_all[:2], OptimizerSettings(epochs=3))
@@ -166,47 +176,61 @@ def main() -> None:
     agreement = None
     for r in range(args.repeats):
         rec: dict[str, float] = {}
-        mm_before = matmul_flops(device)
-        rec["a_s"], pred_a = plain()
-        rec["b_s"] = per_process()
+        mm = [reference()]
+        res_a, pred_a = plain()
+        res_b = per_process()
+        rec.update({"a_wall": res_a["wall"], "a_cpu": res_a["cpu"], "b_wall": res_b["wall"], "b_cpu": res_b["cpu"]})
         for C in chunks:
-            rec[f"e{C}_s"], rec[f"e{C}_flops"], pred_e = engine(C)
+            res_e, pred_e = engine(C)
+            rec.update({f"e{C}_{k}": v for k, v in res_e.items()})
             if C == max(chunks) and agreement is None:
                 k = min(k_a, pred_e.shape[0])
                 mae_a = (pred_a[:k] - y[test_all[:k]].cpu()).abs().mean(dim=1)
                 mae_e = (pred_e[:k] - y[test_all[:k]].cpu()).abs().mean(dim=1)
                 agreement = (float((pred_a[:k] - pred_e[:k]).abs().max()),
                              float(((mae_a - mae_e).abs() / mae_a).max()))
-        rec["mm"] = (mm_before + matmul_flops(device)) / 2
+        mm.append(reference())
+        rec["mm"] = (mm[0][0] + mm[1][0]) / 2
+        rec["mm_cpu"] = (mm[0][1] + mm[1][1]) / 2
         rows.append(rec)
-        print(f"  repeat {r + 1}/{args.repeats}: (a) {1 / rec['a_s']:.2f}/s, (b) {1 / rec['b_s']:.2f}/s, "
-              + ", ".join(f"C={C} {1 / rec[f'e{C}_s']:.2f}/s" for C in chunks)
+        print(f"  repeat {r + 1}/{args.repeats}: (a) {1 / rec['a_wall']:.2f}/s, (b) {1 / rec['b_wall']:.2f}/s, "
+              + ", ".join(f"C={C} {1 / rec[f'e{C}_wall']:.2f}/s" for C in chunks)
               + f", matmul {rec['mm'] / 1e9:.1f} GFLOP/s  (load {load_average()})", flush=True)
 
     results: dict[str, object] = {"machine": machine_record(device, threads), "args": vars(args),
                                   "flops_per_trial_required": flops_required,
                                   "flops_per_trial_convention": flops_convention, "repeats": rows}
+    conv = flops_convention / flops_required
     print()
     print(f"device: {device_name(device)}, {threads} threads, {args.repeats} repeats (medians), "
           f"load average at end {load_average()}")
-    print(f"(a) plain loop: {median([1 / r['a_s'] for r in rows]):8.2f} trials/s")
-    print(f"(b) process/trial: {median([1 / r['b_s'] for r in rows]):5.2f} trials/s "
-          f"({parallel_b} at a time, DataLoader batch {args.batch_size})")
-    print(f"matmul: {median([r['mm'] for r in rows]) / 1e9:.1f} GFLOP/s")
-    print()
-    print(f"{'chunk':>6} {'trials/s':>9} {'vs (a)':>7} {'vs (b)':>7} {'GFLOP/s':>8} {'frac':>6} {'frac(3x)':>8}")
+    print(f"(a) plain loop:     {median([1 / r['a_wall'] for r in rows]):8.2f} trials/s")
+    print(f"(b) process/trial:  {median([1 / r['b_wall'] for r in rows]):8.2f} trials/s "
+          f"({parallel_b} at a time, DataLoader batch {args.batch_size}, start-up included)")
+    print(f"matmul reference:   {median([r['mm'] for r in rows]) / 1e9:8.1f} GFLOP/s")
+    cpu_cols = device.type == "cpu"
+    print("\nwall clock (what a user waits for):" + ("  [CPU-time columns: the same per CPU-second of this "
+                                                   "process, less sensitive to other load]" if cpu_cols else ""))
+    head = f"{'chunk':>6} {'trials/s':>9} {'vs (a)':>7} {'vs (b)':>7} {'GFLOP/s':>8} {'frac':>5} {'frac3x':>6}"
+    print(head + (f" | {'vs (a)':>7} {'vs (b)':>7} {'frac':>5} {'frac3x':>6}" if cpu_cols else ""))
     table = []
     for C in chunks:
-        rate = median([1 / r[f"e{C}_s"] for r in rows])
-        va = median([r["a_s"] / r[f"e{C}_s"] for r in rows])
-        vb = median([r["b_s"] / r[f"e{C}_s"] for r in rows])
+        rate = median([1 / r[f"e{C}_wall"] for r in rows])
+        va = median([r["a_wall"] / r[f"e{C}_wall"] for r in rows])
+        vb = median([r["b_wall"] / r[f"e{C}_wall"] for r in rows])
         gf = median([r[f"e{C}_flops"] for r in rows])
         frac = median([r[f"e{C}_flops"] / r["mm"] for r in rows])
-        table.append({"chunk": C, "trials_per_s": rate, "speedup_vs_plain": va, "speedup_vs_process": vb,
-                      "train_flops": gf, "fraction_of_matmul": frac,
-                      "fraction_of_matmul_3x_convention": frac * flops_convention / flops_required})
-        print(f"{C:>6} {rate:>9.2f} {va:>7.2f} {vb:>7.1f} {gf / 1e9:>8.2f} {frac:>6.2f} "
-              f"{frac * flops_convention / flops_required:>8.2f}")
+        row = {"chunk": C, "trials_per_s": rate, "speedup_vs_plain": va, "speedup_vs_process": vb,
+               "train_flops": gf, "fraction_of_matmul": frac, "fraction_of_matmul_3x_convention": frac * conv}
+        line = f"{C:>6} {rate:>9.2f} {va:>7.2f} {vb:>7.1f} {gf / 1e9:>8.2f} {frac:>5.2f} {frac * conv:>6.2f}"
+        if cpu_cols:
+            va_c = median([r["a_cpu"] / r[f"e{C}_cpu"] for r in rows])
+            vb_c = median([r["b_cpu"] / r[f"e{C}_cpu"] for r in rows])
+            frac_c = median([r[f"e{C}_flops_cpu"] / r["mm_cpu"] for r in rows])
+            row.update({"cpu_speedup_vs_plain": va_c, "cpu_speedup_vs_process": vb_c, "cpu_fraction_of_matmul": frac_c})
+            line += f" | {va_c:>7.2f} {vb_c:>7.1f} {frac_c:>5.2f} {frac_c * conv:>6.2f}"
+        table.append(row)
+        print(line)
     if agreement is not None:
         print(f"\nengine (chunk {max(chunks)}) vs plain loop, first {k_a} trials: max |prediction difference| "
               f"{agreement[0]:.2e}, max relative MAE difference {agreement[1]:.2e}")

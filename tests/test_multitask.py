@@ -109,9 +109,11 @@ def _batch(data, E: int, n: int, m: int, seed: int = 0) -> Batch:  # noqa: ANN00
     t = rng.integers(0, len(data.y_target), (E, m))
     return Batch(X_mol=torch.from_numpy(data.X_mol), combo_mol=torch.from_numpy(data.combo_mol),
                  combo_extra=torch.from_numpy(data.combo_extra),
-                 sim_polymer=torch.from_numpy(data.source_polymer[s]), sim_solvent=torch.from_numpy(data.source_solvent[s]),
+                 sim_polymer=torch.from_numpy(data.source_polymer[s]),
+                 sim_solvent=torch.from_numpy(data.source_solvent[s]),
                  y_sim=torch.from_numpy(data.y_source[s]),
-                 exp_polymer=torch.from_numpy(data.target_polymer[t]), exp_solvent=torch.from_numpy(data.target_solvent[t]),
+                 exp_polymer=torch.from_numpy(data.target_polymer[t]),
+                 exp_solvent=torch.from_numpy(data.target_solvent[t]),
                  y_exp=torch.from_numpy(data.y_target[t]))
 
 
@@ -199,8 +201,9 @@ def test_lambda_zero_ignores_the_simulated_head_and_weights_mix() -> None:
     _, loss = train_multitask(init, spec, batch, MultitaskSettings(epochs=1, lr=1e-12, lam=0.3))
     with torch.no_grad():
         latent = encode(init, spec, batch.X_mol, batch.combo_mol, batch.combo_extra)
-        mse_s = ((head(init, spec, "sim", pair_distance(latent, batch.sim_polymer, batch.sim_solvent)) - batch.y_sim) ** 2).mean()
-        mse_e = ((head(init, spec, "exp", pair_distance(latent, batch.exp_polymer, batch.exp_solvent)) - batch.y_exp) ** 2).mean()
+        pred_s = head(init, spec, "sim", pair_distance(latent, batch.sim_polymer, batch.sim_solvent))
+        pred_e = head(init, spec, "exp", pair_distance(latent, batch.exp_polymer, batch.exp_solvent))
+        mse_s, mse_e = ((pred_s - batch.y_sim) ** 2).mean(), ((pred_e - batch.y_exp) ** 2).mean()
     torch.testing.assert_close(loss[0], 0.3 * mse_s + 0.7 * mse_e)
 
 
@@ -214,7 +217,8 @@ def test_vectorised_training_equals_training_each_model_alone() -> None:
     together, loss = train_multitask(init, spec, batch, settings)
     for e in range(3):
         one = {k: v[e:e + 1] for k, v in init.items()}
-        sub = Batch(**{k: (v[e:e + 1] if k.startswith(("sim_", "y_", "exp_")) else v) for k, v in batch.__dict__.items()})
+        per_model = ("sim_", "y_", "exp_")
+        sub = Batch(**{k: (v[e:e + 1] if k.startswith(per_model) else v) for k, v in batch.__dict__.items()})
         alone, loss_e = train_multitask(one, spec, sub, settings)
         for k in alone:
             torch.testing.assert_close(alone[k][0], together[k][e], rtol=1e-4, atol=1e-5)
@@ -380,9 +384,9 @@ def test_workflow_plans_multitask_jobs_without_pretraining(tmp_path: Path) -> No
     config = _tiny_chi_config(tmp_path / "results")
     path = tmp_path / "chi_tiny.yaml"
     path.write_text(yaml.safe_dump(config))
-    out = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "1", "--configfile", str(path),
-                          "--quiet", "rules"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
+    snakemake = str(Path(sys.executable).parent / "snakemake")
+    out = subprocess.run([snakemake, "-n", "--cores", "1", "--configfile", str(path), "--quiet", "rules"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr + out.stdout
     text = out.stdout + out.stderr
     assert "multitask " in text and "multitask_direct" in text

@@ -5,14 +5,15 @@ as computed by its ``ffkm_mp`` driver with ``cyclic=10`` and Gasteiger charges (
 npj Comput. Mater. 8, 222 (2022); used as the 190-dim polymer descriptor by Minami et al., npj
 Comput. Mater. 11, 146 (2025)), re-implemented here without RadonPy. RadonPy (BSD-3-Clause) is not
 a dependency: its PyPI release ``radonpy-pypi`` 0.2.11 pulls mdtraj/matplotlib/psutil, has no
-solvent path (it cyclizes every SMILES), takes ~0.5 s per polymer in its O(n^2) angle/dihedral
-bookkeeping, and with current RDKit hangs for hours in ``Chem.Kekulize`` on cyclic oligomers of
-repeat units whose backbone runs through a fused ring (e.g. naphthalene polyesters), because the
-symmetrized SSSR of such a macrocycle has ~2^n rings. The typing rules below are a port of
-``radonpy-pypi`` 0.2.11 (``radonpy/ff/gaff.py`` 0.2.9, ``gaff2_mod.py`` 0.2.0, ``core/poly.py``
-0.2.9: ``make_linearpolymer`` / ``make_cyclicpolymer``); the parameters are RadonPy's
-``ff_dat/gaff2_mod.json`` (subset in ``sim2real_scaling/data/gaff2_mod_params.json``, origin noted
-there).
+solvent path (its driver cyclizes every SMILES), spends 0.1-1 s per polymer in O(n^2) angle and
+dihedral bookkeeping, and with the RDKit used here hangs (hours in ``Chem.Kekulize``, minutes in
+aromaticity perception) or raises MemoryError on cyclic oligomers whose backbone runs through
+rings (naphthalene polyesters, polyimides with alicyclic or bicyclic units, Kapton), because it
+perceives the rings of the 10-unit macrocycle with RDKit's (symmetrized) SSSR. The typing rules
+below are a port of ``radonpy-pypi`` 0.2.11 (``radonpy/ff/gaff.py`` 0.2.9, ``gaff2_mod.py`` 0.2.0,
+``core/poly.py`` 0.2.9: ``make_linearpolymer`` / ``make_cyclicpolymer``); the parameters are
+RadonPy's ``ff_dat/gaff2_mod.json`` (subset in ``sim2real_scaling/data/gaff2_mod_params.json``,
+origin noted there).
 
 Definition
 ----------
@@ -58,17 +59,29 @@ Pass ``kernel_width=0.025`` to reproduce ``radonpy-pypi`` 0.2.x called with ``po
 
 Properties. Deterministic (no randomness, no 3-D embedding); invariant to how the repeat unit is
 written (atom order, starting atom, direction: ``*OCC*`` == ``*CCO*``, up to rounding); intensive
-(``*CC*`` == ``*CCCC*``: doubling the repeat unit doubles every count). Ring-closure effects make it
-depend on ``cyclic`` only for very short backbones (a macrocycle of <= 14 atoms changes the typing).
+(``*CC*`` == ``*CCCC*``: doubling the repeat unit doubles every count, the normalized
+distributions are unchanged). Ring-closure effects make it depend on ``cyclic`` only for very short
+backbones (a macrocycle of <= 14 atoms changes the typing).
 It does not see tacticity or cis/trans isomerism (stereo flags do not enter the GAFF2 typing).
+A molecule without a proper dihedral (water, CCl4, CHCl3) has an all-zero ``k_dih`` block.
 Elements outside H, C, N, O, F, P, S, Cl, Br, I (Si, B, metals...) and charged/odd valences that
 GAFF2_mod cannot type raise :class:`DescriptorError`.
 
-Differences from ``radonpy-pypi`` 0.2.11 run as ``FF_descriptor(GAFF2_mod(), polar=True, s=...)``:
-ring perception on the oligomer uses RDKit's SSSR instead of its symmetrized SSSR (same rings of
-size <= 14, so the same typing; avoids the hang described above); masses are the element masses of
-the table above (RDKit's ``GetMass`` equals them except for isotope-labelled atoms); SMILES without
-``*`` are supported.
+Differences from ``radonpy-pypi`` 0.2.11 run as ``FF_descriptor(GAFF2_mod(), polar=True, s=...)``
+(identical to 1e-15 elsewhere: the tests compare with values it computed):
+
+- Rings of the cyclic oligomer: RadonPy lets RDKit find them (symmetrized SSSR of the closed ring);
+  here they are the small rings of the open oligomer plus the shortest macrocycle, the latter only
+  if it has <= 24 atoms or shares no bond with a small ring (see :func:`_cyclic_oligomer`). Same
+  typing, without the hangs, except where RDKit flags a large macrocycle fused to backbone rings
+  as Hueckel-aromatic (a fully conjugated backbone whose macrocycle holds 4n + 2 pi electrons):
+  RadonPy's procedure then types the whole backbone aromatic (benzoxazole C=N as ca/nb), an
+  artefact of the finite ring; here the backbone keeps the typing of the chain (cc/nd...). This
+  concerns 3 of the 1,116 repeat units of the shared PI1070 + chi data (one polybenzoxazole, two
+  polyquinoxalines; largest column difference 0.10), on which RadonPy does not finish here.
+- Masses are the element masses of the table above (RDKit's ``GetMass`` gives the same except
+  for isotope-labelled atoms).
+- SMILES without ``*`` are described as molecules (RadonPy >= 0.3 does the same; 0.2.11 fails).
 """
 
 from __future__ import annotations
@@ -214,23 +227,31 @@ def _linear_oligomer_smiles(smiles: str, n: int) -> str:
 
 
 def _cyclic_oligomer(smiles: str, n: int):  # noqa: ANN202  (rdkit Mol)
-    """RadonPy ``make_cyclicpolymer(smiles, n)`` (same atom order), explicit H, sanitized.
+    """RadonPy ``make_cyclicpolymer(smiles, n)`` + the first steps of ``GAFF.ff_assign``.
 
-    Ring perception is not left to RDKit: on the ring-closed oligomer RDKit's aromaticity
-    perception treats the macrocycle and every ring it passes through as one fused system and
-    enumerates ring combinations (minutes to hours, or MemoryError, for a backbone through several
-    rings per unit). The ring set is instead the SSSR of the open linear oligomer (the same small
-    rings) plus the shortest macrocycle when it has <= 24 atoms (RDKit's largest fused-aromaticity
-    candidate) or shares no bond with a small ring. A larger macrocycle fused to small rings can
-    be aromatic neither alone (10 identical units give 4k pi electrons for any even per-unit
-    count) nor in fused combinations (too large), so leaving it out changes no aromaticity flag."""
+    Same atoms in the same order as RadonPy, explicit H, flags as RadonPy has them when it types:
+    sanitized (RDKit default aromaticity -> hybridization, conjugation), then kekulized and
+    re-aromatized with the MDL model.
+
+    Ring perception is not left to RDKit: on the closed ring, RDKit's aromaticity perception
+    treats the macrocycle and every ring it passes through as one fused system and enumerates
+    ring combinations (minutes to hours, or MemoryError, for a backbone through several rings per
+    unit), and ``Chem.SanitizeMol`` / ``Chem.Kekulize`` would recompute the ring set. The ring set
+    is therefore the SSSR of the open linear oligomer (the same small rings; they decide every
+    ring-size rule of the typing, <= 14 atoms) plus the shortest macrocycle when it has <= 24 atoms
+    (RDKit's largest fused-aromaticity candidate) or shares no bond with a small ring; the
+    oligomer is kekulized while still open and the remaining sanitization steps are run one by
+    one. Over the 1,116 shared PI1070 + chi repeat units this reproduces, bit for bit, the same
+    procedure with RDKit's own ring perception (plain SSSR of the closed ring) on 1,111 of the
+    1,114 it completes on (the 3 others: see module doc); it never hangs.
+    """
     from rdkit import Chem
 
     heavy = Chem.MolFromSmiles(_linear_oligomer_smiles(smiles, n))
     if heavy is None:
         raise _TypingError("cannot parse the linear oligomer")
     rings = [list(r) for r in heavy.GetRingInfo().AtomRings()]
-    linkers = [a.GetIdx() for a in heavy.GetAtoms() if a.GetAtomicNum() == 0]
+    linkers = sorted(m[0] for m in heavy.GetSubstructMatches(Chem.MolFromSmarts("[#0]")))
     if len(linkers) < 2:
         raise _TypingError("the oligomer lost its end points")
     head, tail = linkers[0], linkers[-1]
@@ -245,6 +266,7 @@ def _cyclic_oligomer(smiles: str, n: int):  # noqa: ANN202  (rdkit Mol)
     else:
         order = Chem.BondType.SINGLE
     macro = list(Chem.GetShortestPath(heavy, head_ne, tail_ne)) if head_ne != tail_ne else [head_ne]
+    Chem.Kekulize(heavy, clearAromaticFlags=True)
 
     def new(i: int) -> int:  # index after removing the two linker atoms (H are appended after them)
         return i - (i > head) - (i > tail)
@@ -265,7 +287,20 @@ def _cyclic_oligomer(smiles: str, n: int):  # noqa: ANN202  (rdkit Mol)
         atoms = [new(i) for i in ring]
         bonds = [mol.GetBondBetweenAtoms(atoms[k - 1], atoms[k]).GetIdx() for k in range(len(atoms))]
         info.AddRing(atoms, bonds)
-    Chem.SanitizeMol(mol, Chem.SanitizeFlags.SANITIZE_ALL ^ Chem.SanitizeFlags.SANITIZE_SYMMRINGS)
+    bonds = [mol.GetBondWithIdx(i) for i in range(mol.GetNumBonds())]
+    kekule = [b.GetBondType() for b in bonds]
+    mol.UpdatePropertyCache(strict=True)  # = Chem.SanitizeMol after the kekulization step
+    Chem.AssignRadicals(mol)
+    Chem.SetAromaticity(mol)
+    Chem.SetConjugation(mol)
+    Chem.SetHybridization(mol)
+    for bond, bond_type in zip(bonds, kekule):  # = Chem.Kekulize(mol, clearAromaticFlags=True)
+        if bond.GetIsAromatic():
+            bond.SetBondType(bond_type)
+            bond.SetIsAromatic(False)
+    for i in range(mol.GetNumAtoms()):
+        mol.GetAtomWithIdx(i).SetIsAromatic(False)
+    Chem.SetAromaticity(mol, Chem.AromaticityModel.AROMATICITY_MDL)
     return mol
 
 
@@ -275,12 +310,11 @@ def _prepare_mol(smiles: str, cyclic: int):  # noqa: ANN202  (rdkit Mol)
     if Chem.MolFromSmiles(smiles) is None:
         raise _TypingError("invalid SMILES")
     n_star = smiles.replace("[*]", "*").replace("[3H]", "*").count("*")
-    if n_star == 0:
-        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
-    elif n_star == 2:
-        mol = _cyclic_oligomer(smiles, cyclic)
-    else:
+    if n_star == 2:
+        return _cyclic_oligomer(smiles, cyclic)
+    if n_star != 0:
         raise _TypingError(f"a repeat unit needs exactly two '*' attachment points, found {n_star}")
+    mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
     Chem.Kekulize(mol, clearAromaticFlags=True)
     Chem.SetAromaticity(mol, Chem.AromaticityModel.AROMATICITY_MDL)
     return mol
@@ -314,14 +348,15 @@ class _Graph:
 def _graph(mol) -> _Graph:  # noqa: ANN001
     """Plain-Python copy of what the typing rules read (RDKit's per-atom Python API is slow)."""
     sym, hyb, deg, nhs, arom = [], [], [], [], []
-    for a in mol.GetAtoms():
+    for a in (mol.GetAtomWithIdx(i) for i in range(mol.GetNumAtoms())):
         sym.append(a.GetSymbol())
         hyb.append(str(a.GetHybridization()))
         deg.append(a.GetTotalDegree())
         nhs.append(a.GetTotalNumHs(includeNeighbors=True))
         arom.append(a.GetIsAromatic())
     n = len(sym)
-    bonds = [(b.GetBeginAtomIdx(), b.GetEndAtomIdx(), b.GetBondTypeAsDouble()) for b in mol.GetBonds()]
+    bonds = [(b.GetBeginAtomIdx(), b.GetEndAtomIdx(), b.GetBondTypeAsDouble())
+             for b in (mol.GetBondWithIdx(i) for i in range(mol.GetNumBonds()))]
     abonds: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     for i, j, order in bonds:  # bond-index order == the order of atom.GetBonds() / GetNeighbors()
         abonds[i].append((j, order))
@@ -649,7 +684,7 @@ def _ff_samples(smiles: str, cyclic: int, charge: str) -> dict[str, np.ndarray]:
 
     if charge == "gasteiger":
         rdPartialCharges.ComputeGasteigerCharges(mol)
-        q = np.array([a.GetDoubleProp("_GasteigerCharge") for a in mol.GetAtoms()], dtype=np.float64)
+        q = np.array([mol.GetAtomWithIdx(i).GetDoubleProp("_GasteigerCharge") for i in range(n)], dtype=np.float64)
         if not np.all(np.isfinite(q)):
             raise _TypingError("RDKit has no Gasteiger parameters for an atom")
     else:
@@ -670,7 +705,7 @@ def _ff_samples(smiles: str, cyclic: int, charge: str) -> dict[str, np.ndarray]:
 
 
 def _kernel_mean(values: np.ndarray, centres: np.ndarray, width: float) -> np.ndarray:
-    if values.size == 0:  # e.g. no dihedral in a 3-atom solvent: RadonPy would give NaN
+    if values.size == 0:  # no dihedral (water, CCl4): an all-zero block, as RadonPy's weighted sum
         return np.zeros(centres.size)
     diff = values[None, :] - centres[:, None]
     return np.exp(-(diff**2) / (2.0 * width**2)).mean(axis=1)
