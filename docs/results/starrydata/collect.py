@@ -91,6 +91,8 @@ def main() -> None:
             continue
         (prop,) = json.loads((base / "fits.json").read_text())["properties"]
         for (folder, stem), name in FIGURES.items():
+            if "parity" in stem and study != "starrydata":
+                continue  # the same compounds and classes in both directions: one parity plot is enough
             src = base / folder / (stem.format(p=prop) + ".png")
             if src.is_file():
                 shutil.copyfile(src, HERE / name.format(s=study))
