@@ -89,6 +89,17 @@ def _mass_block(counts: dict[str, int]) -> np.ndarray:
     return block
 
 
+def test_mass_centres_are_rdkit_atomic_weights() -> None:
+    """Atom masses come from RDKit; the kernel centres (RadonPy's table) must be the same numbers."""
+    from rdkit import Chem
+
+    table = Chem.GetPeriodicTable()
+    assert tuple(table.GetAtomicWeight(e) for e in ELEMENTS) == pytest.approx(ELEMENT_MASSES, abs=1e-9)
+    d8, _ = ff_kernel_mean_descriptor(["*C([2H])([2H])C(*)([2H])c1c([2H])c([2H])c([2H])c([2H])c1[2H]", PS])
+    assert d8[0, 0] < d8[1, 0]  # deuterium (2.014 amu) sits off the H centre: a smaller mass_H
+    np.testing.assert_allclose(d8[0, 10:], d8[1, 10:], rtol=0, atol=1e-12)  # ... and changes nothing else
+
+
 def test_polyethylene_blocks_by_hand() -> None:
     """PE = (C2H4)_n: the mass block only sees C and H (1/3 and 2/3 of the atoms) and the bond
     block only c3-c3 (2 of the 6 bonds per unit, one of them to the next unit) and c3-hc (4 of 6),

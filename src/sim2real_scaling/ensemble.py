@@ -149,7 +149,8 @@ def _steps_per_epoch(m: int, batch_size: int | None) -> int:
 _PAD = 16
 # Full-batch training on a CPU runs a large ensemble as consecutive blocks of models whose whole working set
 # (inputs, activations, parameters, gradients, Adam moments) fits in about this many bytes of cache; models
-# are independent, so blocking changes no number. On a GPU the whole ensemble is one block.
+# are independent, so blocking changes no number (beyond the last bit: vectorised elementwise kernels may
+# round a tensor's tail differently). On a GPU the whole ensemble is one block.
 CPU_BLOCK_BYTES = 8 * 2**20
 MIN_BLOCK = 8
 
@@ -194,6 +195,7 @@ class _Ensemble:
         self.optimizer = _Adam(self.params, self.grads, settings)
         self.widths = [h1] + [self.params[2 * layer - 1].shape[2] for layer in range(1, self.n_layers)]
         self._buffers: dict[int, tuple[list[Tensor], list[Tensor], list[Tensor], Tensor]] = {}
+        self._wt: dict[int, Tensor] = {}
 
     def _buffers_for(self, b: int) -> tuple[list[Tensor], list[Tensor], list[Tensor], Tensor]:
         if b not in self._buffers:
@@ -222,23 +224,36 @@ class _Ensemble:
                 pre[layer - 1].tanh_()
             else:
                 torch.ops.aten.silu.out(pre[layer - 1], out=post[layer - 1])
-            torch.baddbmm(ps[2 * layer], post[layer - 1], ps[2 * layer - 1], out=pre[layer])
+            if self.widths[layer] == 1:  # output layer: bias added after the product (a matrix-vector one)
+                torch.bmm(post[layer - 1], ps[2 * layer - 1], out=pre[layer]).add_(ps[2 * layer])
+            else:
+                torch.baddbmm(ps[2 * layer], post[layer - 1], ps[2 * layer - 1], out=pre[layer])
         torch.sub(pre[L - 1].view(E, b), yb, out=diff)
         loss = diff.square().mean(dim=1) if want_loss else None
         torch.mul(diff, 2.0 / b, out=grad[L - 1].view(E, b))
         for layer in range(L - 1, 0, -1):
             W = ps[2 * layer - 1]
-            torch.bmm(post[layer - 1].transpose(1, 2), grad[layer], out=gs[2 * layer - 1])
-            torch.sum(grad[layer], dim=1, keepdim=True, out=gs[2 * layer])
-            if W.shape[2] == 1:  # output layer: an outer product, cheaper as a broadcast multiply
+            if W.shape[2] == 1:  # output layer: (1 x b) @ (b x h) products and an outer product
+                torch.bmm(grad[layer].transpose(1, 2), post[layer - 1], out=gs[2 * layer - 1].transpose(1, 2))
+                torch.sum(grad[layer], dim=1, keepdim=True, out=gs[2 * layer])
                 torch.mul(grad[layer], W.transpose(1, 2), out=grad[layer - 1])
             else:
-                torch.bmm(grad[layer], W.transpose(1, 2), out=grad[layer - 1])
+                torch.bmm(post[layer - 1].transpose(1, 2), grad[layer], out=gs[2 * layer - 1])
+                torch.sum(grad[layer], dim=1, keepdim=True, out=gs[2 * layer])
+                torch.bmm(grad[layer], self._transposed(layer), out=grad[layer - 1])
             _activation_backward(self.activation, grad[layer - 1], pre[layer - 1], post[layer - 1],
                                  grad[layer - 1])
         torch.bmm(x0.transpose(1, 2), grad[0], out=gs[0])
         self.optimizer.step()
         return loss
+
+    def _transposed(self, layer: int) -> Tensor:
+        """Layer ``layer``'s weights transposed into a contiguous buffer (faster products than a strided view)."""
+        W = self.params[2 * layer - 1]
+        buf = self._wt.get(layer)
+        if buf is None:
+            buf = self._wt[layer] = torch.empty(W.shape[0], W.shape[2], W.shape[1], device=W.device, dtype=W.dtype)
+        return buf.copy_(W.transpose(1, 2))
 
     def export(self) -> list[Tensor]:
         """Parameters in the public layout: weights ``(E, d_in, d_out)``, biases ``(E, 1, d_out)``."""

@@ -27,7 +27,8 @@ Definition
    dihedral types with GAFF's alternate-type fallbacks and empirical angle parameters; atomic
    charges are RDKit Gasteiger charges (``charge="gasteiger"``; ``"zero"`` gives all zeros). 3-D
    coordinates are never needed.
-3. Samples. For every atom: mass (amu), charge q (e), LJ epsilon (kcal/mol), LJ sigma (Angstrom).
+3. Samples. For every atom: mass (amu; RDKit's ``GetMass``, so an isotope label such as ``[2H]``
+   counts), charge q (e), LJ epsilon (kcal/mol), LJ sigma (Angstrom).
    For every bond: k (kcal/mol/A^2), r0 (A) and polarity |q_i - q_j| (e). For every angle: k
    (kcal/mol/rad^2), theta0 (deg). For every proper dihedral: the largest Fourier amplitude k
    (kcal/mol) of its type. Hydrogens are included.
@@ -79,8 +80,6 @@ Differences from ``radonpy-pypi`` 0.2.11 run as ``FF_descriptor(GAFF2_mod(), pol
   artefact of the finite ring; here the backbone keeps the typing of the chain (cc/nd...). This
   concerns 3 of the 1,116 repeat units of the shared PI1070 + chi data (one polybenzoxazole, two
   polyquinoxalines; largest column difference 0.10), on which RadonPy does not finish here.
-- Masses are the element masses of the table above (RDKit's ``GetMass`` gives the same except
-  for isotope-labelled atoms).
 - SMILES without ``*`` are described as molecules (RadonPy >= 0.3 does the same; 0.2.11 fails).
 """
 
@@ -673,7 +672,6 @@ def _ff_samples(smiles: str, cyclic: int, charge: str) -> dict[str, np.ndarray]:
     _special_types(g, t)
 
     lj = np.array([ff.pt[x] for x in t], dtype=np.float64).reshape(n, 2)
-    masses = dict(zip(ELEMENTS, ELEMENT_MASSES))
     bond = np.array([_bond_params(ff, t[i], t[j]) for i, j, _ in g.bonds], dtype=np.float64).reshape(-1, 2)
     angle = np.array([_angle_params(ff, g, t, nb[x], b, nb[y])
                       for b, nb in enumerate(g.nbrs) for x in range(len(nb)) for y in range(x + 1, len(nb))],
@@ -691,7 +689,7 @@ def _ff_samples(smiles: str, cyclic: int, charge: str) -> dict[str, np.ndarray]:
         q = np.zeros(n)
     bi = np.array([(i, j) for i, j, _ in g.bonds], dtype=np.int64).reshape(-1, 2)
     return {
-        "mass": np.array([masses[s] for s in g.sym], dtype=np.float64),
+        "mass": np.array([mol.GetAtomWithIdx(i).GetMass() for i in range(n)], dtype=np.float64),
         "charge": q,
         "epsilon": lj[:, 0],
         "sigma": lj[:, 1],
