@@ -216,8 +216,7 @@ def test_descriptor_error_names_formula_and_row():
     assert issubclass(DescriptorError, ValueError)
 
 
-@pytest.mark.skipif(not STARRY.is_dir(), reason="shared Starrydata files not present")
-def test_starrydata_compositions_parse_like_provenance():
+def test_starrydata_compositions_parse_like_provenance(shared_data: Path) -> None:
     for name in ("thermal_conductivity_300K.csv", "electrical_conductivity_300K.csv"):
         data = pd.read_csv(STARRY / name, keep_default_na=False)
         fractions, reasons = parse_formulas(data["composition"].tolist())

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import require_shared_data
 from sim2real_scaling.descriptors import DescriptorError
 from sim2real_scaling.descriptors.force_field import (
     ELEMENT_MASSES,
@@ -205,8 +206,7 @@ def test_registry_set() -> None:
 def _shared_smiles() -> list[str]:
     import pandas as pd
 
-    if not (PI1070.exists() and CHI.exists()):
-        pytest.skip("shared data not available")
+    require_shared_data()
     chi = pd.read_csv(CHI)
     smiles = pd.read_csv(PI1070)["smiles"].tolist() + chi["polymer_smiles"].tolist() + chi["solvent_smiles"].tolist()
     return list(dict.fromkeys(smiles))

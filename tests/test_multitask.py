@@ -3,7 +3,6 @@ vectorised = one-by-one training, pair-table cleaning, and a small real run on .
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -343,8 +342,7 @@ def _tiny_chi_config(results: Path) -> dict:
     }
 
 
-@pytest.mark.skipif(not CHI_DATA.is_dir(), reason="../shared/data/chi is not present")
-def test_small_real_chi_run(tmp_path: Path) -> None:
+def test_small_real_chi_run(tmp_path: Path, shared_data: Path) -> None:
     from sim2real_scaling.stages import stage_aggregate, stage_featurize, stage_multitask, stage_prepare
 
     config = validate_config(_tiny_chi_config(tmp_path / "results"))
@@ -378,9 +376,7 @@ def test_small_real_chi_run(tmp_path: Path) -> None:
     assert list(pd.read_csv(outputs["direct_c0"]["materials"]).columns) == MATERIAL_COLUMNS
 
 
-@pytest.mark.skipif(not CHI_DATA.is_dir() or shutil.which("snakemake", path=str(Path(sys.executable).parent)) is None,
-                    reason="needs ../shared/data/chi and snakemake")
-def test_workflow_plans_multitask_jobs_without_pretraining(tmp_path: Path) -> None:
+def test_workflow_plans_multitask_jobs_without_pretraining(tmp_path: Path, shared_data: Path) -> None:
     config = _tiny_chi_config(tmp_path / "results")
     path = tmp_path / "chi_tiny.yaml"
     path.write_text(yaml.safe_dump(config))

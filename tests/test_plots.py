@@ -91,6 +91,9 @@ def test_scaling_curve(data: dict, tmp_path: Path) -> None:
     assert "direct learning" in labels
     assert any(lab.startswith("MAE = $") for lab in labels)
     assert "m$ = 600" in ax.get_title()
+    assert ax.get_xlabel() == "Number of simulated samples $n$"  # the default source
+    real2real = scaling_curve_figure(data["summary"], data["law"], "density", source="thermal-conductivity samples")
+    assert real2real.axes[0].get_xlabel() == "Number of thermal-conductivity samples $n$"
     _check_files(plot_scaling_curve(data["summary"], data["law"], "density", out=tmp_path / "a.png"))
     assert (tmp_path / "a.svg").exists()
     # without a fit, and a stem with dots
@@ -103,8 +106,9 @@ def test_equation_label() -> None:
 
 
 def test_surface_curves(data: dict, tmp_path: Path) -> None:
-    fig = surface_curves_figure(data["summary"], data["surface"], "density")
+    fig = surface_curves_figure(data["summary"], data["surface"], "density", source="DFT runs")
     _log_log(fig)
+    assert fig.axes[0].get_xlabel() == "Number of DFT runs $n$"
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert [lab for lab in labels if lab.startswith("$m$")] == ["$m$ = 50", "$m$ = 150", "$m$ = 600"]
     _check_files(plot_surface_curves(data["summary"], data["surface"], "density", out=tmp_path / "s"))

@@ -244,7 +244,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         if args.plot:
             from .plots import plot_surface_curves
 
-            plot_surface_curves(rows, surf, prop, out=args.plot, unit=args.unit)
+            plot_surface_curves(rows, surf, prop, out=args.plot, unit=args.unit, source=args.source_label)
         _emit(args, {"property": prop, "kind": "surface", "fit": surf.to_dict()},
               _surface_text(prop, surf))
         return 0 if surf.ok else 1
@@ -261,7 +261,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.plot and vary == "n":
         from .plots import plot_scaling_curve
 
-        plot_scaling_curve(rows, fit, prop, fixed_used, out=args.plot, unit=args.unit)
+        plot_scaling_curve(rows, fit, prop, fixed_used, out=args.plot, unit=args.unit, source=args.source_label)
     _emit(args, {"property": prop, "kind": "law", "vary": vary, other: fixed_used, "method": method,
                  "fit": fit.to_dict()}, _law_text(prop, what, fit, vary))
     return 0 if fit.ok else 1
@@ -397,7 +397,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.plot:
         from .plots import plot_indifference_curves
 
-        plot_indifference_curves(surf, out=args.plot, plan=plan, unit=args.unit)
+        plot_indifference_curves(surf, out=args.plot, plan=plan, unit=args.unit, source=args.source_label)
     _emit(args, {"property": prop, "plan": plan.to_dict(), "surface": surf.to_dict()},
           "\n".join(lines))
     return 0 if plan.feasible else 1
@@ -412,7 +412,7 @@ def _cmd_groups(args: argparse.Namespace) -> int:
     if args.plot:
         from .plots import plot_group_panels
 
-        plot_group_panels(res, out=args.plot, unit=args.unit)
+        plot_group_panels(res, out=args.plot, unit=args.unit, source=args.source_label)
     ci = _ci_pct(args.ci)
     rows = [[int(r["rank"]), r["group"], r["alpha"], r["alpha_ci_low"], r["alpha_ci_high"], r["C"],
              r["C_ci_low"], r["C_ci_high"], r["D"], r["mae_at_max_n"], r["mae_direct"], r["status"]]
@@ -533,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="STEM", default=None,
                    help="also write a figure to STEM.png and STEM.svg")
     p.add_argument("--unit", default=None, help="property unit for plot labels, e.g. 'g/cm^3'")
+    p.add_argument("--source-label", default="simulated samples",
+                   help="what one source row is, for the n axis (default: %(default)s)")
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("rate", parents=[data, common], formatter_class=fmt,
@@ -586,6 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="STEM", default=None,
                    help="also write indifference curves to STEM.png and STEM.svg")
     p.add_argument("--unit", default=None, help="property unit for plot labels")
+    p.add_argument("--source-label", default="simulated samples",
+                   help="what one source row is, for the n axis (default: %(default)s)")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("groups", parents=[common], formatter_class=fmt,
@@ -603,6 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="STEM", default=None,
                    help="also write small multiples to STEM.png and STEM.svg")
     p.add_argument("--unit", default=None, help="property unit for plot labels")
+    p.add_argument("--source-label", default="simulated samples",
+                   help="what one source row is, for the n axis (default: %(default)s)")
     p.set_defaults(func=_cmd_groups)
     return parser
 

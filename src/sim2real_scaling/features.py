@@ -92,7 +92,11 @@ def featurize(keys: Sequence[str], descriptor: Mapping[str, Any], cache: str | P
     todo = computed
     if cached is not None and todo:
         if names is not None and list(cached.names) != list(names):
-            raise ValueError(f"descriptor cache {cache} has other columns than the current descriptor")
+            differ = sorted(set(map(str, cached.names)) ^ set(map(str, names)))[:3]
+            raise DescriptorError(
+                f"descriptor cache {cache} was made with other descriptor columns ({len(cached.names)} there, "
+                f"{len(names)} now{', e.g. ' + ', '.join(differ) if differ else ', in another order'}): it is only a "
+                "cache of computed descriptors, delete it and run again")
     if cached is not None:
         all_keys = np.concatenate([cached.keys.astype(str), np.array(todo, dtype=str)])
         all_values = np.vstack([cached.values, *blocks]) if blocks else cached.values

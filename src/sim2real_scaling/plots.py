@@ -117,6 +117,7 @@ def plot_scaling_curve(
     *,
     out: str | Path,
     unit: str | None = None,
+    source: str = "simulated samples",
     title: str | None = None,
     show_fit_band: bool = True,
 ) -> list[Path]:
@@ -127,13 +128,14 @@ def plot_scaling_curve(
         fit: the 1-D law R(n) at this m (``None`` or failed: no fitted line).
         property: which property to draw.
         m: fixed experimental size (default: largest with transfer rows).
-        out: output path stem. unit: the property's unit for the axis label. title: custom title.
+        out: output path stem. unit: the property's unit for the axis label. source: what one source
+            row is (the n axis reads "Number of <source> n"). title: custom title.
         show_fit_band: shade the bootstrap band of the law when the fit has samples.
 
     Returns:
         ``[png, svg]`` paths.
     """
-    return _save(scaling_curve_figure(summary, fit, property, m, unit=unit, title=title,
+    return _save(scaling_curve_figure(summary, fit, property, m, unit=unit, source=source, title=title,
                                       show_fit_band=show_fit_band), out)
 
 
@@ -144,6 +146,7 @@ def scaling_curve_figure(
     m: float | None = None,
     *,
     unit: str | None = None,
+    source: str = "simulated samples",
     title: str | None = None,
     show_fit_band: bool = True,
 ) -> Figure:
@@ -168,7 +171,7 @@ def scaling_curve_figure(
         ax.axhspan(d["mae_ci_low"], d["mae_ci_high"], color=_DIRECT, alpha=0.12, lw=0)
         ax.axhline(d["mae_mean"], color=_DIRECT, lw=1.5, label="direct learning")
     _log_axes(ax)
-    ax.set_xlabel("Number of simulated samples $n$")
+    ax.set_xlabel(f"Number of {source} $n$")
     ax.set_ylabel(_mae_label(unit))
     ax.set_title(title or f"{prop}: Sim2Real scaling ($m$ = {m_used:g})")
     ax.grid(True, which="both", alpha=0.25, lw=0.5)
@@ -183,6 +186,7 @@ def plot_surface_curves(
     *,
     out: str | Path,
     unit: str | None = None,
+    source: str = "simulated samples",
     m_values: Sequence[float] | None = None,
     title: str | None = None,
 ) -> list[Path]:
@@ -190,13 +194,14 @@ def plot_surface_curves(
 
     Args:
         summary: validated summary. fit: fitted surface or ``None``. property: which property.
-        out: output path stem. unit: property unit. m_values: the m to draw (default: all).
+        out: output path stem. unit: property unit. source: what one source row is (the n axis
+            reads "Number of <source> n"). m_values: the m to draw (default: all).
         title: custom title.
 
     Returns:
         ``[png, svg]`` paths.
     """
-    return _save(surface_curves_figure(summary, fit, property, unit=unit, m_values=m_values,
+    return _save(surface_curves_figure(summary, fit, property, unit=unit, source=source, m_values=m_values,
                                        title=title), out)
 
 
@@ -206,6 +211,7 @@ def surface_curves_figure(
     property: str,
     *,
     unit: str | None = None,
+    source: str = "simulated samples",
     m_values: Sequence[float] | None = None,
     title: str | None = None,
 ) -> Figure:
@@ -233,7 +239,7 @@ def surface_curves_figure(
         handles.append(Line2D([], [], ls="--", color="k", lw=1.0))
         labels.append(_tex_surface(fit) + ("" if fit.holds else "  (does not hold)"))
     _log_axes(ax)
-    ax.set_xlabel("Number of simulated samples $n$")
+    ax.set_xlabel(f"Number of {source} $n$")
     ax.set_ylabel(_mae_label(unit))
     ax.set_title(title or f"{prop}: scaling surface $R(n, m)$")
     ax.grid(True, which="both", alpha=0.25, lw=0.5)
@@ -250,6 +256,7 @@ def plot_indifference_curves(
     n_range: tuple[float, float] | None = None,
     m_range: tuple[float, float] | None = None,
     unit: str | None = None,
+    source: str = "simulated samples",
     title: str | None = None,
 ) -> list[Path]:
     """Indifference curves R(n, m) = r in the (n, m) plane, with the budget line and plan optimum.
@@ -261,13 +268,14 @@ def plot_indifference_curves(
         plan: a :class:`~sim2real_scaling.planning.Plan`; its cost line ``c_n n + c_m m = cost``
             and optimum are drawn (and its target level added).
         n_range, m_range: axis ranges (default: the fitted ranges widened to include the plan).
-        unit: property unit. title: custom title.
+        unit: property unit. source: what one source row is (the n axis reads "Number of <source> n").
+        title: custom title.
 
     Returns:
         ``[png, svg]`` paths.
     """
     return _save(indifference_figure(fit, levels=levels, plan=plan, n_range=n_range,
-                                     m_range=m_range, unit=unit, title=title), out)
+                                     m_range=m_range, unit=unit, source=source, title=title), out)
 
 
 def indifference_figure(
@@ -278,6 +286,7 @@ def indifference_figure(
     n_range: tuple[float, float] | None = None,
     m_range: tuple[float, float] | None = None,
     unit: str | None = None,
+    source: str = "simulated samples",
     title: str | None = None,
 ) -> Figure:
     """The figure of :func:`plot_indifference_curves`, unsaved."""
@@ -319,7 +328,7 @@ def indifference_figure(
     ax.set_yscale("log")
     ax.set_xlim(n_lo, n_hi)
     ax.set_ylim(m_lo, m_hi)
-    ax.set_xlabel("Number of simulated samples $n$")
+    ax.set_xlabel(f"Number of {source} $n$")
     ax.set_ylabel("Number of experimental samples $m$")
     ax.set_title(title or "Indifference curves $R(n, m) = r$" + (f" [{unit}]" if unit else ""))
     ax.grid(True, which="both", alpha=0.25, lw=0.5)
@@ -332,6 +341,7 @@ def plot_group_panels(
     *,
     out: str | Path,
     unit: str | None = None,
+    source: str = "simulated samples",
     max_groups: int = 12,
     ncols: int = 4,
     title: str | None = None,
@@ -343,13 +353,14 @@ def plot_group_panels(
 
     Args:
         scaling: result of :func:`~sim2real_scaling.groups.fit_group_scaling`.
-        out: output path stem. unit: property unit. max_groups: panels drawn (top ranks).
+        out: output path stem. unit: property unit. source: what one source row is (the n axis
+            reads "Number of <source> n"). max_groups: panels drawn (top ranks).
         ncols: panels per row. title: custom figure title.
 
     Returns:
         ``[png, svg]`` paths.
     """
-    return _save(group_panels_figure(scaling, unit=unit, max_groups=max_groups, ncols=ncols,
+    return _save(group_panels_figure(scaling, unit=unit, source=source, max_groups=max_groups, ncols=ncols,
                                      title=title), out)
 
 
@@ -357,6 +368,7 @@ def group_panels_figure(
     scaling: GroupScaling,
     *,
     unit: str | None = None,
+    source: str = "simulated samples",
     max_groups: int = 12,
     ncols: int = 4,
     title: str | None = None,
@@ -393,7 +405,7 @@ def group_panels_figure(
         ax.set_title(f"#{int(row['rank'])} {label}\n{sub}", fontsize=8)
         ax.tick_params(which="both", labelsize=7)
         ax.grid(True, which="both", alpha=0.2, lw=0.4)
-    fig.supxlabel("Number of simulated samples $n$", fontsize=9)
+    fig.supxlabel(f"Number of {source} $n$", fontsize=9)
     fig.supylabel(_mae_label(unit), fontsize=9)
     fig.suptitle(
         title or f"{scaling.property}: scaling per {scaling.group_by} ($m$ = {scaling.m:g}), "

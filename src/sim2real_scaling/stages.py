@@ -189,19 +189,21 @@ def stage_analyse(config: Mapping[str, Any], inputs: Mapping[str, str | Path], f
     drawn: dict[str, list[str]] = {}
     for name, result in results.items():
         unit = config["properties"][name]["unit"] or None
+        source = config["source_label"]
         paths = plots.plot_scaling_curve(summary, result.law_n, name, result.record["law_n"]["m"],
-                                         out=figures / f"{name}_scaling", unit=unit)
+                                         out=figures / f"{name}_scaling", unit=unit, source=source)
         drawn[f"{name}_scaling"] = [str(p) for p in paths]
         if result.surface is not None:
             paths = plots.plot_surface_curves(summary, result.surface if result.surface.ok else None, name,
-                                              out=figures / f"{name}_surface", unit=unit)
+                                              out=figures / f"{name}_surface", unit=unit, source=source)
             drawn[f"{name}_surface"] = [str(p) for p in paths]
             if result.surface.ok:
                 paths = plots.plot_indifference_curves(result.surface, out=figures / f"{name}_indifference",
-                                                       plan=result.plan, unit=unit)
+                                                       plan=result.plan, unit=unit, source=source)
                 drawn[f"{name}_indifference"] = [str(p) for p in paths]
         for group_by, scaling in result.groups.items():
-            paths = plots.plot_group_panels(scaling, out=figures / f"{name}_groups_{group_by}", unit=unit)
+            paths = plots.plot_group_panels(scaling, out=figures / f"{name}_groups_{group_by}", unit=unit,
+                                            source=source)
             drawn[f"{name}_groups_{group_by}"] = [str(p) for p in paths]
     record["figures"] = {k: [Path(p).name for p in v] for k, v in drawn.items()}
     write_json(record, fits_path)
