@@ -84,6 +84,18 @@ def _column_hint(missing: Sequence[str], present: Sequence[str], config_keys: Ma
     return f" ({' '.join(parts)})" if parts else ""
 
 
+def apply_row_filter(frame: pd.DataFrame, spec: Mapping[str, Any], path: str | Path, what: str) -> pd.DataFrame:
+    """Keep the rows whose columns hold the values listed in the table's ``filter`` (config ``what``)."""
+    for column, allowed in (spec.get("filter") or {}).items():
+        if column not in frame.columns:
+            raise DataError(f"{what}.filter: {path} has no column {column!r}")
+        allowed = allowed if isinstance(allowed, list) else [allowed]
+        frame = frame[frame[column].isin(allowed)]
+        if frame.empty:
+            raise DataError(f"{what}.filter: no row of {path} has {column} in {allowed}")
+    return frame
+
+
 def canonical_smiles(smiles: Sequence[Any]) -> tuple[list[str | None], list[str | None]]:
     """RDKit canonical SMILES (isomeric) per input; None plus a reason where it does not parse."""
     from rdkit import Chem, RDLogger
@@ -160,13 +172,7 @@ def clean_table(
     if spec.get("id_column"):
         config_keys[spec["id_column"]] = f"{what}.id_column"
     frame = read_csv_checked(path, required, what, config_keys)
-    for column, allowed in (spec.get("filter") or {}).items():
-        if column not in frame.columns:
-            raise DataError(f"{what}.filter: {path} has no column {column!r}")
-        allowed = allowed if isinstance(allowed, list) else [allowed]
-        frame = frame[frame[column].isin(allowed)]
-        if frame.empty:
-            raise DataError(f"{what}.filter: no row of {path} has {column} in {allowed}")
+    frame = apply_row_filter(frame, spec, path, what)
 
     rejected: list[dict[str, Any]] = []
     keys, reasons = canonical_keys(frame[key_col].tolist(), kind)

@@ -52,10 +52,11 @@ from .config import ConfigError, resolve_m_grid, resolve_n_grid
 from .engine import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS, ChunkResult
 from .ensemble import ACTIVATIONS, resolve_device
 from .features import DescriptorStore, design_matrix
-from .input_tables import VALUE, CleanTable, DataError, _rejection, canonical_smiles, read_csv_checked
+from .input_tables import (VALUE, CleanTable, DataError, _rejection, apply_row_filter, canonical_smiles,
+                           read_csv_checked)
 from .io import read_json, write_csv, write_json
 from .seeding import rng, torch_seed
-from .transforms import PropertyTransform, TransformError
+from .transforms import PropertyTransform, TransformError, fit_source_target
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +100,7 @@ def clean_pair_table(spec: Mapping[str, Any], *, role: str, property_name: str, 
     id_col = spec.get("id_column")
     required = [poly_col, solv_col, temp_col, value_col, *([id_col] if id_col else []), *extra_columns]
     frame = read_csv_checked(path, required, what)
-    for column, allowed in (spec.get("filter") or {}).items():
-        if column not in frame.columns:
-            raise DataError(f"{what}.filter: {path} has no column {column!r}")
-        allowed = allowed if isinstance(allowed, list) else [allowed]
-        frame = frame[frame[column].isin(allowed)]
-        if frame.empty:
-            raise DataError(f"{what}.filter: no row of {path} has {column} in {allowed}")
+    frame = apply_row_filter(frame, spec, path, what)
 
     polymers, poly_reasons = _canonical_unique(frame[poly_col].tolist())
     solvents, solv_reasons = _canonical_unique(frame[solv_col].tolist())
@@ -276,14 +271,8 @@ def prepare_pair_property(config: Mapping[str, Any], name: str, out_dir: str | P
 
     where = f"properties.{name}"
     try:
-        if prop["transform_fit_on"] == "each":
-            t_src = PropertyTransform(prop["transform"]).fit(src[VALUE].to_numpy(), f"{where}.source")
-            t_tgt = PropertyTransform(prop["transform"]).fit(tgt[VALUE].to_numpy(), f"{where}.target")
-        else:
-            basis = src if prop["transform_fit_on"] == "source" else tgt
-            basis_name = f"{where}.{prop['transform_fit_on']}"
-            t_src = PropertyTransform(prop["transform"]).fit(basis[VALUE].to_numpy(), basis_name)
-            t_tgt = t_src
+        t_src, t_tgt = fit_source_target(prop["transform"], prop["transform_fit_on"], src[VALUE].to_numpy(),
+                                         tgt[VALUE].to_numpy(), f"{where}.source", f"{where}.target")
         src["y"] = t_src.transform(src[VALUE].to_numpy(), f"{where}.source")
         tgt["y"] = t_tgt.transform(tgt[VALUE].to_numpy(), f"{where}.target")
     except TransformError as exc:

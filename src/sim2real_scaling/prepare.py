@@ -19,7 +19,7 @@ import pandas as pd
 from .config import ConfigError, resolve_m_grid, resolve_n_grid
 from .input_tables import KEY, VALUE, CleanTable, DataError, clean_table
 from .io import write_csv, write_json
-from .transforms import PropertyTransform, TransformError
+from .transforms import TransformError, fit_source_target
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,9 @@ def prepare_property(config: Mapping[str, Any], name: str, out_dir: str | Path) 
         for role, table, clean, spec in (("source", src, source, src_spec), ("target", tgt, target, tgt_spec)):
             _check_positive(table, clean.path, f"{where}.{role}", spec["value_column"], prop["transform"][0], name)
     try:
-        if prop["transform_fit_on"] == "each":
-            t_src = PropertyTransform(prop["transform"]).fit(src[VALUE].to_numpy(), f"{where}.source ({source.path})")
-            t_tgt = PropertyTransform(prop["transform"]).fit(tgt[VALUE].to_numpy(), f"{where}.target ({target.path})")
-        else:
-            basis = src if prop["transform_fit_on"] == "source" else tgt
-            t_src = PropertyTransform(prop["transform"]).fit(basis[VALUE].to_numpy(), f"{where}.{prop['transform_fit_on']}")
-            t_tgt = t_src
+        t_src, t_tgt = fit_source_target(prop["transform"], prop["transform_fit_on"], src[VALUE].to_numpy(),
+                                         tgt[VALUE].to_numpy(), f"{where}.source ({source.path})",
+                                         f"{where}.target ({target.path})")
         src["y"] = t_src.transform(src[VALUE].to_numpy(), f"{where}.source ({source.path})")
         tgt["y"] = t_tgt.transform(tgt[VALUE].to_numpy(), f"{where}.target ({target.path})")
     except TransformError as exc:

@@ -7,6 +7,7 @@ inverts exactly, so MAEs are always reported in the property's own units.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,3 +123,17 @@ class PropertyTransform:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PropertyTransform:
         return cls(steps=list(data["steps"]), params=[dict(p) for p in data["params"]])
+
+
+def fit_source_target(steps: Sequence[str], fit_on: str, source: np.ndarray, target: np.ndarray,
+                      source_name: str, target_name: str) -> tuple[PropertyTransform, PropertyTransform]:
+    """The fitted transforms of a property's source and target values.
+
+    ``fit_on``: ``each`` (one transform per table, e.g. two heads on their own scales), ``source`` or
+    ``target`` (one transform fitted on that table, used for both). The names label errors.
+    """
+    if fit_on == "each":
+        return (PropertyTransform(list(steps)).fit(source, source_name),
+                PropertyTransform(list(steps)).fit(target, target_name))
+    shared = PropertyTransform(list(steps)).fit(*((source, source_name) if fit_on == "source" else (target, target_name)))
+    return shared, shared
