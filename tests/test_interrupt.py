@@ -29,7 +29,8 @@ import yaml
 
 from conftest import ROOT, SNAKEMAKE, run_snakemake
 from sim2real_scaling.io import atomic_path, write_csv
-from sim2real_scaling.stages import StudyIncomplete, stage_aggregate, stage_check_study, study_problems
+from sim2real_scaling.report import study_problems
+from sim2real_scaling.stages import StudyIncomplete, stage_aggregate, stage_check_study
 from sim2real_scaling.synthetic import generate_benchmark
 from sim2real_scaling.workflow_script import run
 
@@ -262,7 +263,9 @@ def test_diverged_trial_is_reported_and_the_exit_status_says_incomplete(referenc
     assert "Traceback" not in last
     summary = pd.read_csv(results / "summary.csv").set_index("method")
     assert summary.loc["direct", "failed"] == 1 and summary.loc["direct", "trials"] == 3
-    assert "1 diverged" in (results / "report.md").read_text()
+    report = (results / "report.md").read_text()
+    assert "1 diverged" in report
+    assert "**This study is incomplete:** 1 of 16 trials diverged" in report  # said at the top, not only by the exit
     assert (results / "fits.json").is_file() and not (results / "complete.json").exists()
 
 

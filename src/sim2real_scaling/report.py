@@ -26,6 +26,33 @@ class Block:
     level: int = 2
 
 
+FIT_FAILURES = ("failed", "invalid_input")
+FITS = (("law_n", "R(n)"), ("law_m", "R(m)"), ("surface", "R(n, m)"))
+
+
+def study_problems(trials: pd.DataFrame, fits: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """``(problems, notes)`` of a finished study: problems make it incomplete, notes do not."""
+    problems: list[str] = []
+    notes: list[str] = []
+    bad = trials[trials["status"] != "ok"]
+    if len(bad):
+        points = bad.groupby(["property", "method", "n", "m"]).size()
+        shown = ", ".join(f"{p} {method} n={n:g} m={m:g}: {k}" for (p, method, n, m), k in points.head(4).items())
+        more = f" and {len(points) - 4} more points" if len(points) > 4 else ""
+        problems.append(
+            f"{len(bad)} of {len(trials)} trials diverged (NaN loss or MAE at {shown}{more}; lower "
+            f"model.finetune.lr / model.direct.lr or the epochs, then rerun with --forcerun transfer direct)"
+        )
+    for name, record in (fits.get("properties") or {}).items():
+        for key, label in FITS:
+            fit = record.get(key)
+            if not isinstance(fit, Mapping) or fit.get("status", "ok") == "ok":
+                continue
+            text = f"the fit of {label} for {name} failed ({fit.get('status')}: {fit.get('message')})"
+            (problems if fit.get("status") in FIT_FAILURES else notes).append(text)
+    return problems, notes
+
+
 def fmt(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
@@ -141,6 +168,10 @@ def build_blocks(config: Mapping[str, Any], fits: Mapping[str, Any], summary: pd
                                     "repeat units with made-up property values (see the README). Its numbers say that the "
                                     "workflow works, not anything about real materials."))
     failed = int((trials["status"] != "ok").sum()) if "status" in trials else 0
+    problems, _ = study_problems(trials, fits) if "status" in trials else ([], [])
+    if problems:
+        blocks.append(Block("text", "**This study is incomplete:** " + "; ".join(problems) + ". Below is what finished "
+                                    "(diverged trials are left out of the means); the workflow's exit status is non-zero."))
     blocks.append(Block("text", f"{protocol['trials']} trials per point, test fraction {protocol['test_fraction']}, "
                                 f"descriptor `{config['descriptor']['set']}`, seed {config['seed']}. "
                                 f"{len(trials)} trainings recorded, {failed} diverged (left out of the means)."))

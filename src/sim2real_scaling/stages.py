@@ -23,6 +23,7 @@ from .config import chunk_trials
 from .features import cache_file, featurize
 from .io import read_json, write_csv, write_json, write_torch
 from .prepare import prepare_property
+from .report import study_problems
 
 # torch (engine, ensemble) and scipy.stats (statistics) are imported by the stages that use them: a rule
 # that needs neither (prepare, featurize, fit, report, check_study) starts a second or two faster
@@ -224,33 +225,6 @@ class StudyIncomplete(RuntimeError):
 
 # fit statuses that make a study incomplete; "too_few_points" (a grid of fewer than 3 n or m values) is the
 # study's design, not a failure, and is only noted
-FIT_FAILURES = ("failed", "invalid_input")
-FITS = (("law_n", "R(n)"), ("law_m", "R(m)"), ("surface", "R(n, m)"))
-
-
-def study_problems(trials: pd.DataFrame, fits: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """``(problems, notes)`` of a finished study: problems make it incomplete, notes do not."""
-    problems: list[str] = []
-    notes: list[str] = []
-    bad = trials[trials["status"] != "ok"]
-    if len(bad):
-        points = bad.groupby(["property", "method", "n", "m"]).size()
-        shown = ", ".join(f"{p} {method} n={n:g} m={m:g}: {k}" for (p, method, n, m), k in points.head(4).items())
-        more = f" and {len(points) - 4} more points" if len(points) > 4 else ""
-        problems.append(
-            f"{len(bad)} of {len(trials)} trials diverged (NaN loss or MAE at {shown}{more}; lower "
-            f"model.finetune.lr / model.direct.lr or the epochs, then rerun with --forcerun transfer direct)"
-        )
-    for name, record in (fits.get("properties") or {}).items():
-        for key, label in FITS:
-            fit = record.get(key)
-            if not isinstance(fit, Mapping) or fit.get("status", "ok") == "ok":
-                continue
-            text = f"the fit of {label} for {name} failed ({fit.get('status')}: {fit.get('message')})"
-            (problems if fit.get("status") in FIT_FAILURES else notes).append(text)
-    return problems, notes
-
-
 def stage_check_study(config: Mapping[str, Any], inputs: Mapping[str, str | Path], output: str | Path) -> None:
     """Write ``output`` (complete.json) if the study is complete; raise :class:`StudyIncomplete` otherwise.
 
