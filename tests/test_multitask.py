@@ -250,7 +250,7 @@ def test_pair_split_never_puts_a_pair_on_both_sides() -> None:
 
 
 def test_source_rows_exclude_test_pairs_and_are_nested() -> None:
-    config = _config()
+    config = _config(exclude_test_pairs_from_source=True)
     data = _data(config)
     n_test = data.grid["n_test"]
     for t in range(5):
@@ -259,7 +259,7 @@ def test_source_rows_exclude_test_pairs_and_are_nested() -> None:
         assert len(set(src.tolist())) == len(src)
         everything = source_rows(config["seed"], "chi", t, data.source_pairs, None)
         assert np.array_equal(everything[np.isin(everything, src)], src)  # same order: nested along n
-    keep = _config(exclude_test_pairs_from_source=False)
+    keep = _config()  # the default: the test pairs' simulated rows may be trained on
     _, _, src_all = trial_rows(keep, "chi", 0, data.target_pairs, data.source_pairs, n_test)
     assert len(src_all) == len(data.source_pairs)
 
@@ -337,7 +337,8 @@ def _tiny_chi_config(results: Path) -> dict:
                                "transform": ["standardize"], "transform_fit_on": "each"}},
         "grid": {"n": "auto", "n_points": 2, "n_min": 100, "m": [0.5, 1.0]},
         "protocol": {"trials": 4, "chunk_size": 2, "group_columns": ["polymer_class"], "per_material": True},
-        "multitask": {"encoder_hidden": [16, 16, 16], "latent_dim": 8, "head_hidden": [8], "epochs": 60, "lr": 0.01},
+        "multitask": {"encoder_hidden": [16, 16, 16], "latent_dim": 8, "head_hidden": [8], "epochs": 60, "lr": 0.01,
+                      "exclude_test_pairs_from_source": True},
         "analysis": {"bootstrap_resamples": 100, "fit_bootstrap": 0},
     }
 

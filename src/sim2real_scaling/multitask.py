@@ -28,9 +28,10 @@ result. The encoder runs once per distinct (molecule, role, temperature) *combo*
 first layer's descriptor product runs once per distinct molecule.
 
 Splits respect pairs: a trial's experimental test set is a set of whole polymer-solvent pairs (so the
-same pair at another temperature never sits on both sides), and with
-``multitask.exclude_test_pairs_from_source`` the simulated rows of those pairs are withheld from
-training too (as Aoki et al. did), so the test pairs are unseen in every sense.
+same pair at another temperature never sits on both sides). The simulated rows of the test pairs
+may be trained on (a simulation can be run for any pair one wants to predict; no experimental value
+of a test pair is ever seen); with ``multitask.exclude_test_pairs_from_source`` they are withheld too,
+so the test pairs are unseen in every sense.
 """
 
 from __future__ import annotations
