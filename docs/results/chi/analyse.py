@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -173,6 +174,8 @@ def draw_m_curve(rows: pd.DataFrame, direct: pd.DataFrame, fit, out: Path) -> No
         ax.plot(x, fit.predict(x), "k:", label=f"{fit.D:.3g} m^-{fit.alpha:.3g} + {fit.C:.3g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(rows["m"].to_numpy(float), [str(int(m)) for m in rows["m"]])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("experimental training rows m")
     ax.set_ylabel("test MAE of chi (90% CI)")
     ax.legend(fontsize=8)
