@@ -49,7 +49,10 @@ def test_the_two_configs_differ_only_in_direction_and_error_scale():
     assert prop_f["scale"] == "log10" and prop_f["transform"] == ["standardize"]  # = [log10, standardize]
     assert prop_r["scale"] == "linear" and prop_r["transform"] == ["log10", "standardize"]
     assert prop_f["transform_fit_on"] == prop_r["transform_fit_on"] == "each"
-    strip = lambda c: {k: v for k, v in c.items() if k not in ("study", "properties", "wiedemann_franz")}  # noqa: E731
+    assert (forward["source_label"], reverse["source_label"]) == ("thermal-conductivity samples",
+                                                                  "electrical-conductivity samples")
+    strip = lambda c: {k: v for k, v in c.items()  # noqa: E731
+                       if k not in ("study", "properties", "wiedemann_franz", "source_label")}
     assert strip(forward) == strip(reverse)
     assert forward["protocol"]["trials"] == 500 and forward["grid"]["n_points"] == 10
     assert forward["protocol"]["group_columns"] == ["wf_class"] and forward["protocol"]["per_material"]
