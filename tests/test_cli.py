@@ -177,6 +177,20 @@ def test_plots_from_cli(tables: dict[str, Path], capsys: pytest.CaptureFixture[s
     assert stem.with_suffix(".svg").stat().st_size > 0
 
 
+def test_plot_names_the_source(tables: dict[str, Path], capsys: pytest.CaptureFixture[str],
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import sim2real_scaling.plots as plots
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(plots, "plot_scaling_curve", lambda *a, **kw: seen.update(kw) or [])
+    rc, _, err = _run(capsys, "fit", tables["summary"], "--property", "density", "--n-boot", "5",
+                      "--plot", tables["dir"] / "x", "--source-label", "thermal-conductivity samples")
+    assert rc == 0, err
+    assert seen["source"] == "thermal-conductivity samples"
+    _run(capsys, "fit", tables["summary"], "--property", "density", "--n-boot", "5", "--plot", tables["dir"] / "y")
+    assert seen["source"] == "simulated samples"
+
+
 # ---------------------------------------------------------------------------------------------
 # bad input: one-line error, exit status 2, no traceback
 # ---------------------------------------------------------------------------------------------

@@ -472,6 +472,13 @@ class _HelpFormatter(argparse.HelpFormatter):
         return text
 
 
+def _add_plot_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--plot", metavar="STEM", default=None, help=f"also write {what} to STEM.png and STEM.svg")
+    p.add_argument("--unit", default=None, help="property unit for plot labels, e.g. 'g/cm^3'")
+    p.add_argument("--source-label", default="simulated samples",
+                   help="what one source row is, for the n axis (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``sim2real-scaling`` (all options documented in ``--help``)."""
     fmt = _HelpFormatter
@@ -530,11 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--surface", action="store_true", help="fit the 2-D surface instead")
     p.add_argument("--no-floor", action="store_true",
                    help="report the law with C = 0 (both laws are compared by AIC/BIC anyway)")
-    p.add_argument("--plot", metavar="STEM", default=None,
-                   help="also write a figure to STEM.png and STEM.svg")
-    p.add_argument("--unit", default=None, help="property unit for plot labels, e.g. 'g/cm^3'")
-    p.add_argument("--source-label", default="simulated samples",
-                   help="what one source row is, for the n axis (default: %(default)s)")
+    _add_plot_options(p, "a figure")
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("rate", parents=[data, common], formatter_class=fmt,
@@ -585,11 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--m-min", type=_positive_float, default=1.0, help="smallest m allowed")
     p.add_argument("--m-max", type=_positive_float, default=None,
                    help="largest m allowed (default: unbounded)")
-    p.add_argument("--plot", metavar="STEM", default=None,
-                   help="also write indifference curves to STEM.png and STEM.svg")
-    p.add_argument("--unit", default=None, help="property unit for plot labels")
-    p.add_argument("--source-label", default="simulated samples",
-                   help="what one source row is, for the n axis (default: %(default)s)")
+    _add_plot_options(p, "indifference curves")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("groups", parents=[common], formatter_class=fmt,
@@ -604,11 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fixed experimental samples (default: largest m)")
     p.add_argument("--top", type=_positive_int, default=None, metavar="K",
                    help="print only the K best-ranked groups (default: all)")
-    p.add_argument("--plot", metavar="STEM", default=None,
-                   help="also write small multiples to STEM.png and STEM.svg")
-    p.add_argument("--unit", default=None, help="property unit for plot labels")
-    p.add_argument("--source-label", default="simulated samples",
-                   help="what one source row is, for the n axis (default: %(default)s)")
+    _add_plot_options(p, "small multiples")
     p.set_defaults(func=_cmd_groups)
     return parser
 
