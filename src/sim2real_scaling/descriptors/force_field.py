@@ -582,32 +582,20 @@ def _empirical_angle(ff: _ForceField, g: _Graph, t: list[str], a: int, b: int, c
         if alt1 is None and alt2 is None and alt3 is None:
             return None
 
-        def first(options: list[tuple[bool, str]]) -> str | None:
-            return next((key for ok, key in options if ok and key in ff.at), None)
+        def known(key: str, table: dict, options: list[tuple[bool, str]]) -> str | None:
+            """``key`` if the table has it, else the first applicable alternate-type key it has."""
+            return key if key in table else next((k for ok, k in options if ok and k in table), None)
 
-        def first_b(options: list[tuple[bool, str]]) -> str | None:
-            return next((key for ok, key in options if ok and key in ff.bt), None)
-
-        if at1 not in ff.at:
-            at1 = first([(bool(alt1), f"{alt1},{pt},{alt1}"), (bool(alt2), f"{pt1},{alt2},{pt1}"),
-                         (bool(alt1 and alt2), f"{alt1},{alt2},{alt1}")])
-            if at1 is None:
-                return None
-        if at2 not in ff.at:
-            at2 = first([(bool(alt3), f"{alt3},{pt},{alt3}"), (bool(alt2), f"{pt2},{alt2},{pt2}"),
-                         (bool(alt3 and alt2), f"{alt3},{alt2},{alt3}")])
-            if at2 is None:
-                return None
-        if bt1 not in ff.bt:
-            bt1 = first_b([(bool(alt1), f"{alt1},{pt}"), (bool(alt2), f"{pt1},{alt2}"),
-                           (bool(alt1 and alt2), f"{alt1},{alt2}")])
-            if bt1 is None:
-                return None
-        if bt2 not in ff.bt:
-            bt2 = first_b([(bool(alt2), f"{alt2},{pt2}"), (bool(alt3), f"{pt},{alt3}"),
-                           (bool(alt2 and alt3), f"{alt2},{alt3}")])
-            if bt2 is None:
-                return None
+        at1 = known(at1, ff.at, [(bool(alt1), f"{alt1},{pt},{alt1}"), (bool(alt2), f"{pt1},{alt2},{pt1}"),
+                                 (bool(alt1 and alt2), f"{alt1},{alt2},{alt1}")])
+        at2 = known(at2, ff.at, [(bool(alt3), f"{alt3},{pt},{alt3}"), (bool(alt2), f"{pt2},{alt2},{pt2}"),
+                                 (bool(alt3 and alt2), f"{alt3},{alt2},{alt3}")])
+        bt1 = known(bt1, ff.bt, [(bool(alt1), f"{alt1},{pt}"), (bool(alt2), f"{pt1},{alt2}"),
+                                 (bool(alt1 and alt2), f"{alt1},{alt2}")])
+        bt2 = known(bt2, ff.bt, [(bool(alt2), f"{alt2},{pt2}"), (bool(alt3), f"{pt},{alt3}"),
+                                 (bool(alt2 and alt3), f"{alt2},{alt3}")])
+        if at1 is None or at2 is None or bt1 is None or bt2 is None:
+            return None
     theta = (ff.at[at1][1] + ff.at[at2][1]) / 2
     r1, r2 = ff.bt[bt1][1], ff.bt[bt2][1]
     k = (143.9 * _EMPIRICAL_Z[g.sym[a]] * _EMPIRICAL_C[g.sym[b]] * _EMPIRICAL_Z[g.sym[c]]
