@@ -1,4 +1,4 @@
-# Rule aggregate: all chunk tables -> trials.csv, summary.csv (bootstrap CIs), group and material tables.
+# Rule aggregate: the chunk tables of one property -> trials.csv, summary.csv (bootstrap CIs), group and material tables.
 from sim2real_scaling.stages import stage_aggregate
 from sim2real_scaling.workflow_script import run
 

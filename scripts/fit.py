@@ -1,6 +1,7 @@
-# Rule fit: every scaling law of the study (fits.json) and its figures.
+# Rule fit: the scaling laws of one property (its fits.json) and its figures.
 from sim2real_scaling.stages import stage_analyse
 from sim2real_scaling.workflow_script import run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run(sm, lambda config: stage_analyse(config, dict(sm.input.items()), sm.output.fits, sm.output.figures))
+run(sm, lambda config: stage_analyse(config, dict(sm.input.items()), sm.output.fits, sm.output.figures,
+                                     properties=[sm.wildcards.property]))

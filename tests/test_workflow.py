@@ -1,6 +1,7 @@
 """The Snakemake workflow: lint, dry-runs of every shipped config, one real end-to-end run."""
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +22,51 @@ def test_lint_is_clean():
 def test_dry_run_of_every_config(config):
     proc = run_snakemake("-n", "--nolock", "--configfile", str(config), "--cores", "2")
     assert "job" in proc.stdout.lower()
+
+
+def _planned_jobs(out: str) -> list[dict]:
+    """rule, output, wildcards and priority of every job of a dry run."""
+    jobs = []
+    for block in re.split(r"^\[.*\]$", out, flags=re.M):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        if rule:
+            field = lambda key: (m.group(1) if (m := re.search(rf"^\s+{key}: (.*)$", block, re.M)) else "")  # noqa: E731
+            jobs.append({"rule": rule.group(1), "output": field("output"), "wildcards": field("wildcards"),
+                         "priority": float(field("priority") or 0)})
+    return jobs
+
+
+def test_one_chunk_per_n_pretrains_inside_the_transfer_job_longest_jobs_first(tmp_path):
+    # the polymer study at the paper's protocol: 500 trials in one chunk per n, density on a 4-value m grid
+    proc = run_snakemake("-n", "--nolock", "--configfile", str(ROOT / "config" / "polymer.yaml"), "--cores", "2",
+                         "--config", f"results_dir={tmp_path}")
+    jobs = _planned_jobs(proc.stdout)
+    rules = [j["rule"] for j in jobs]
+    assert "pretrain" not in rules and rules.count("transfer") == 30 and rules.count("direct") == 3
+    assert rules.count("aggregate") == rules.count("fit") == 3 and rules.count("collect") == 1
+    for job in jobs:
+        if job["rule"] == "transfer":
+            n_index = re.search(r"n_index=(\d+)", job["wildcards"]).group(1)
+            assert "/models/" in job["output"] and f"pretrain_n{n_index}.pt" in job["output"]
+    # longest first: every density job (4 m values) before every one-m job, larger n first within a property
+    priority = {(j["rule"], j["wildcards"]): j["priority"] for j in jobs if j["rule"] in ("transfer", "direct")}
+    density = [p for (rule, wc), p in priority.items() if "property=density" in wc]
+    others = [p for (rule, wc), p in priority.items() if "property=density" not in wc]
+    assert min(density) > max(others)
+    cp = {int(re.search(r"n_index=(\d+)", wc).group(1)): p for (rule, wc), p in priority.items()
+          if rule == "transfer" and "property=cp" in wc}
+    assert [cp[i] for i in sorted(cp)] == sorted(cp.values()) and cp[9] > cp[0]
+
+
+def test_several_chunks_per_n_share_one_pretrain_job(tmp_path):
+    config = tiny_config(tmp_path)  # 12 trials in chunks of 6
+    proc = run_snakemake("-n", "--nolock", "--configfile", str(config), "--cores", "2")
+    jobs = _planned_jobs(proc.stdout)
+    pretrain = [j for j in jobs if j["rule"] == "pretrain"]
+    transfer = [j for j in jobs if j["rule"] == "transfer"]
+    assert pretrain and len(transfer) == 2 * len(pretrain)
+    assert all(".pt" not in j["output"] for j in transfer)
+    assert all(j["priority"] > max(t["priority"] for t in transfer) for j in pretrain)
 
 
 def test_config_typo_stops_the_workflow_with_the_key(tmp_path):

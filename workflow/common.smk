@@ -3,7 +3,7 @@
 import math
 from pathlib import Path
 
-from sim2real_scaling.config import ConfigError, n_chunks, n_grid_size, validate_config
+from sim2real_scaling.config import ConfigError, m_grid_size, n_chunks, n_grid_size, validate_config
 
 # One study = one config: a study file given with --configfile REPLACES the embedded default
 # (config/config.yaml) instead of being deep-merged into it, which would leak the default's property
@@ -33,6 +33,9 @@ PROPERTIES = list(config["properties"])
 N_INDEX = list(range(n_grid_size(config)))
 CHUNKS = list(range(n_chunks(config)))
 DIRECT = config["protocol"]["direct_baseline"]
+# One chunk per (property, n) (the paper's protocol at chunk_size = trials): the transfer job pretrains its
+# own network first, saving a process start (~2.5 s of imports) per n. Several chunks share one pretrain job.
+PRETRAIN_IN_TRANSFER_JOB = len(CHUNKS) == 1
 
 
 def res(rule_name, key, default):
@@ -44,6 +47,14 @@ def attempt_scaled(rule_name, key, default):
     """Runtime/memory that grow with each retry (attempt 1, 2, 3, ...)."""
     base = res(rule_name, key, default)
     return lambda wildcards, attempt: int(base * (1 + 0.5 * (attempt - 1)))
+
+
+def training_priority(wildcards):
+    """Longest training jobs first, so that no core idles at the end while one long job finishes: a job
+    trains one ensemble per m (the 2-D grid's property has several), and pretraining grows with n."""
+    m_values = m_grid_size(config, wildcards.property)
+    n_index = int(wildcards.get("n_index", 0))
+    return m_values + 0.5 * n_index / max(1, len(N_INDEX) - 1)
 
 
 def prepared(prop, name):
@@ -58,15 +69,20 @@ def trial_outputs(prefix):
     }
 
 
-def all_chunk_files(kind):
+def chunk_files(prop, kind):
+    """The chunk tables of one property (transfer at every n, direct), of one kind."""
     files = []
-    for prop in PROPERTIES:
-        for chunk in CHUNKS:
-            for i in N_INDEX:
-                files.append(f"{R}/trials/{prop}/transfer_n{i}_c{chunk}.{kind}.csv")
-            if DIRECT:
-                files.append(f"{R}/trials/{prop}/direct_c{chunk}.{kind}.csv")
+    for chunk in CHUNKS:
+        for i in N_INDEX:
+            files.append(f"{R}/trials/{prop}/transfer_n{i}_c{chunk}.{kind}.csv")
+        if DIRECT:
+            files.append(f"{R}/trials/{prop}/direct_c{chunk}.{kind}.csv")
     return files
+
+
+def analysis(prop, name):
+    """A per-property analysis output: pooled tables, fits, figures (collected into the study's files)."""
+    return f"{R}/analysis/{prop}/{name}"
 
 
 def final_outputs():

@@ -1,25 +1,35 @@
 # Stage 2: pretraining per (property, n) and trial chunks (transfer and direct), each a vectorised ensemble.
+# Jobs are started longest first (priority), so that the cores finish together.
 
 
-rule pretrain:
-    input:
-        grid=f"{R}/prepared/{{property}}/grid.json",
-        source=f"{R}/prepared/{{property}}/source.csv",
-        target=f"{R}/prepared/{{property}}/target.csv",
-        descriptors=f"{R}/features/descriptors.npz",
-    output:
-        f"{R}/models/{{property}}/pretrain_n{{n_index}}.pt",
-    log:
-        f"{LOGS}/pretrain/{{property}}_n{{n_index}}.log",
-    threads: res("pretrain", "threads", 1)
-    resources:
-        runtime=attempt_scaled("pretrain", "runtime", 60),
-        mem_mb=attempt_scaled("pretrain", "mem_mb", 4000),
-        gpu=res("pretrain", "gpu", 0),
-    conda:
-        "../envs/sim2real.yaml"
-    script:
-        "../scripts/pretrain.py"
+if not PRETRAIN_IN_TRANSFER_JOB:
+
+    rule pretrain:
+        input:
+            grid=f"{R}/prepared/{{property}}/grid.json",
+            source=f"{R}/prepared/{{property}}/source.csv",
+            target=f"{R}/prepared/{{property}}/target.csv",
+            descriptors=f"{R}/features/descriptors.npz",
+        output:
+            f"{R}/models/{{property}}/pretrain_n{{n_index}}.pt",
+        log:
+            f"{LOGS}/pretrain/{{property}}_n{{n_index}}.log",
+        threads: res("pretrain", "threads", 1)
+        priority: 100  # every transfer chunk of this n waits for it
+        resources:
+            runtime=attempt_scaled("pretrain", "runtime", 60),
+            mem_mb=attempt_scaled("pretrain", "mem_mb", 4000),
+            gpu=res("pretrain", "gpu", 0),
+        conda:
+            "../envs/sim2real.yaml"
+        script:
+            "../scripts/pretrain.py"
+
+
+# With one chunk per n the job pretrains first (source rows in, the pretrained network out as well; the chunk
+# is then always c0, a fixed part of the names, as all outputs of a job must have the same wildcards);
+# otherwise it loads the network of the pretrain job above.
+TRANSFER_CHUNK = "c0" if PRETRAIN_IN_TRANSFER_JOB else "c{chunk}"
 
 
 rule transfer:
@@ -27,12 +37,18 @@ rule transfer:
         grid=f"{R}/prepared/{{property}}/grid.json",
         target=f"{R}/prepared/{{property}}/target.csv",
         descriptors=f"{R}/features/descriptors.npz",
-        pretrained=f"{R}/models/{{property}}/pretrain_n{{n_index}}.pt",
+        **(
+            {"source": f"{R}/prepared/{{property}}/source.csv"}
+            if PRETRAIN_IN_TRANSFER_JOB
+            else {"pretrained": f"{R}/models/{{property}}/pretrain_n{{n_index}}.pt"}
+        ),
     output:
-        **trial_outputs(f"{R}/trials/{{property}}/transfer_n{{n_index}}_c{{chunk}}"),
+        **trial_outputs(f"{R}/trials/{{property}}/transfer_n{{n_index}}_{TRANSFER_CHUNK}"),
+        **({"pretrained": f"{R}/models/{{property}}/pretrain_n{{n_index}}.pt"} if PRETRAIN_IN_TRANSFER_JOB else {}),
     log:
-        f"{LOGS}/transfer/{{property}}_n{{n_index}}_c{{chunk}}.log",
+        f"{LOGS}/transfer/{{property}}_n{{n_index}}_{TRANSFER_CHUNK}.log",
     threads: res("transfer", "threads", 1)
+    priority: training_priority
     resources:
         runtime=attempt_scaled("transfer", "runtime", 60),
         mem_mb=attempt_scaled("transfer", "mem_mb", 4000),
@@ -53,6 +69,7 @@ rule direct:
     log:
         f"{LOGS}/direct/{{property}}_c{{chunk}}.log",
     threads: res("direct", "threads", 1)
+    priority: training_priority
     resources:
         runtime=attempt_scaled("direct", "runtime", 60),
         mem_mb=attempt_scaled("direct", "mem_mb", 4000),
@@ -81,6 +98,7 @@ if config["transfer"] == "multitask":
         log:
             f"{LOGS}/multitask/{{property}}_n{{n_index}}_c{{chunk}}.log",
         threads: res("multitask", "threads", 1)
+        priority: training_priority
         resources:
             runtime=attempt_scaled("multitask", "runtime", 120),
             mem_mb=attempt_scaled("multitask", "mem_mb", 4000),
@@ -101,6 +119,7 @@ if config["transfer"] == "multitask":
         log:
             f"{LOGS}/multitask/{{property}}_direct_c{{chunk}}.log",
         threads: res("multitask", "threads", 1)
+        priority: training_priority
         resources:
             runtime=attempt_scaled("multitask", "runtime", 120),
             mem_mb=attempt_scaled("multitask", "mem_mb", 4000),

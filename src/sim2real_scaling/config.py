@@ -250,11 +250,17 @@ def resolve_n_grid(config: Mapping[str, Any], source_size: int, property_name: s
     return values
 
 
+def _m_spec(config: Mapping[str, Any], property_name: str) -> tuple[list[float | int] | None, str]:
+    """The m grid as configured for a property (its own grid_m, else grid.m) and the key it came from."""
+    own = config["properties"].get(property_name, {}).get("grid_m") if property_name else None
+    if own is not None:
+        return own, f"properties.{property_name}.grid_m"
+    return config["grid"]["m"], "grid.m"
+
+
 def resolve_m_grid(config: Mapping[str, Any], train_size: int, property_name: str = "") -> list[int]:
     """The experimental training sizes m for a training part of ``train_size`` rows (ascending)."""
-    own = config["properties"].get(property_name, {}).get("grid_m") if property_name else None
-    spec = own if own is not None else config["grid"]["m"]
-    key = f"properties.{property_name}.grid_m" if own is not None else "grid.m"
+    spec, key = _m_spec(config, property_name)
     if spec is None:
         return [train_size]
     values = []
@@ -270,6 +276,13 @@ def resolve_m_grid(config: Mapping[str, Any], train_size: int, property_name: st
             raise ConfigError(f"config key {key}: {v} gives m={m}; at least 2 training samples are needed")
         values.append(m)
     return sorted(set(values))
+
+
+def m_grid_size(config: Mapping[str, Any], property_name: str) -> int:
+    """Number of m values of a property's grid (before the data are read; sizes that round alike count once
+    later, so this is an upper bound)."""
+    spec, _ = _m_spec(config, property_name)
+    return 1 if spec is None else len(spec)
 
 
 def n_chunks(config: Mapping[str, Any]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
@@ -21,7 +22,7 @@ import pandas as pd
 
 from .config import chunk_trials
 from .features import cache_file, featurize
-from .io import read_json, write_csv, write_json, write_torch
+from .io import atomic_path, read_json, write_csv, write_json, write_torch
 from .prepare import prepare_property
 from .report import study_problems
 
@@ -86,17 +87,24 @@ def stage_pretrain(config: Mapping[str, Any], property_name: str, n_index: int, 
 
 
 def stage_trials(config: Mapping[str, Any], property_name: str, chunk: int, prepared_dir: str | Path,
-                 descriptors: str | Path, outputs: Mapping[str, str | Path], pretrained: str | Path | None = None) -> None:
-    """Train one chunk of trials (transfer when ``pretrained`` is given, direct otherwise)."""
+                 descriptors: str | Path, outputs: Mapping[str, str | Path], pretrained: str | Path | None = None,
+                 pretrain: tuple[int, str | Path] | None = None) -> None:
+    """Train one chunk of trials: transfer from the network in file ``pretrained``, or from one pretrained
+    here when ``pretrain = (n_index, output path)`` is given (and saved there), or direct learning."""
     import torch
 
-    from .engine import load_property_data, run_trials
+    from .engine import load_property_data, pretrain as pretrain_networks, run_trials
     from .ensemble import resolve_device
 
+    device = resolve_device(config["device"])
     data = load_property_data(config, property_name, prepared_dir, descriptors)
-    state = torch.load(pretrained, map_location="cpu", weights_only=True) if pretrained else None
-    result = run_trials(config, data, chunk_trials(config, chunk), pretrained=state,
-                        device=resolve_device(config["device"]))
+    if pretrain is not None:
+        n_index, model_path = pretrain
+        state = pretrain_networks(config, data, n_index, device)
+        write_torch(state, model_path)
+    else:
+        state = torch.load(pretrained, map_location="cpu", weights_only=True) if pretrained else None
+    result = run_trials(config, data, chunk_trials(config, chunk), pretrained=state, device=device)
     write_csv(result.trials, outputs["trials"])
     write_csv(result.groups, outputs["groups"])
     write_csv(result.materials, outputs["materials"])
@@ -176,10 +184,14 @@ def read_grids(prepared_dirs: Mapping[str, str | Path]) -> dict[str, dict[str, A
 
 
 def stage_analyse(config: Mapping[str, Any], inputs: Mapping[str, str | Path], fits_path: str | Path,
-                  figures_dir: str | Path) -> None:
-    """Fit every law of the study (fits.json) and draw its figures (PNG + SVG)."""
+                  figures_dir: str | Path, properties: Sequence[str] | None = None) -> None:
+    """Fit every law of the study, or of the given ``properties`` only (fits.json), and draw the figures
+    (PNG + SVG)."""
     from . import plots
     from .study_analysis import analyse_study
+
+    if properties is not None:
+        config = {**config, "properties": {name: config["properties"][name] for name in properties}}
 
     trials = pd.read_csv(inputs["trials"])
     summary = pd.read_csv(inputs["summary"])
@@ -211,6 +223,48 @@ def stage_analyse(config: Mapping[str, Any], inputs: Mapping[str, str | Path], f
     failed = [n for n, r in results.items() if not r.law_n.ok]
     if failed:
         log.warning("scaling-law fit failed for %s (reported in fits.json)", failed)
+
+
+def _concat_csv_text(paths: Sequence[str | Path], output: str | Path) -> None:
+    """Concatenate CSV files with the same header as text (one header), written atomically."""
+    header: str | None = None
+    with atomic_path(output) as tmp, tmp.open("w", encoding="utf-8", newline="") as sink:
+        for path in paths:
+            with open(path, encoding="utf-8", newline="") as source:
+                first = source.readline()
+                if header is None:
+                    header = first
+                    sink.write(first)
+                elif first != header:
+                    raise ValueError(f"{path}: columns {first.strip()!r} differ from {header.strip()!r}")
+                shutil.copyfileobj(source, sink)
+
+
+def stage_collect(config: Mapping[str, Any], per_property: Mapping[str, Mapping[str, str | Path]],
+                  outputs: Mapping[str, str | Path]) -> None:
+    """The study's tables, fits.json and figures/ from those of its properties (analysed one by one).
+
+    ``per_property``: property -> {"trials", "summary", "groups", "materials", "fits", "figures"}. Each
+    property's tables are sorted with the property first, so concatenating them in name order gives the
+    tables a study-wide aggregation would write.
+    """
+    names = sorted(per_property)
+    for table in ("trials", "summary", "groups", "materials"):
+        _concat_csv_text([per_property[name][table] for name in names], outputs[table])
+    record: dict[str, Any] = {}
+    for name in config["properties"]:  # fits.json lists the properties in the config's order
+        part = read_json(per_property[name]["fits"])
+        if not record:
+            record = {**part, "properties": {}, "figures": {}}
+        record["properties"].update(part["properties"])
+        record["figures"].update(part.get("figures", {}))
+    figures = Path(outputs["figures"])
+    figures.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        for path in sorted(Path(per_property[name]["figures"]).iterdir()):
+            shutil.copy2(path, figures / path.name)
+    write_json(record, outputs["fits"])
+    log.info("study %s: %d properties collected", config["study"], len(names))
 
 
 def stage_report(config: Mapping[str, Any], inputs: Mapping[str, str | Path], outputs: Mapping[str, str | Path]) -> None:

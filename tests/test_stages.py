@@ -1,0 +1,146 @@
+"""The stages that make the workflow cheaper to run give the same numbers as the plain way.
+
+* A transfer job that pretrains its own network (one chunk per n) writes the same network and the same
+  trial tables as a pretrain job followed by a transfer job that loads it.
+* Analysing each property on its own (aggregate, fit) and collecting the results gives the same study
+  tables, byte for byte, and the same fits.json as aggregating and fitting the whole study at once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from sim2real_scaling.config import validate_config
+from sim2real_scaling.stages import (set_threads, stage_aggregate, stage_analyse, stage_collect, stage_featurize,
+                                     stage_prepare, stage_pretrain, stage_trials)
+from sim2real_scaling.synthetic import generate_benchmark
+
+PROPERTIES = ("density", "tg")
+TABLES = ("trials", "summary", "groups", "materials")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> tuple[Path, dict]:
+    """Two properties on small synthetic tables, prepared and featurized."""
+    folder = tmp_path_factory.mktemp("stages")
+    generate_benchmark(seed=5, n_source=90, n_target=40, noise_source=0.01, noise_target=0.015, hidden_strength=0.2,
+                       source_path=folder / "simulated.csv", target_path=folder / "experimental.csv")
+    tables = {"source": {"path": str(folder / "simulated.csv")}, "target": {"path": str(folder / "experimental.csv")}}
+    config = validate_config({
+        "study": "stages", "seed": 11, "device": "cpu", "results_dir": str(folder / "results"),
+        "descriptor": {"set": "rdkit_basic"},
+        # tg lists first in the config but sorts last: fits.json keeps the config's order, tables sort by name
+        "properties": {"tg": {**tables, "transform": ["standardize"]},
+                       "density": {**tables, "transform": ["standardize"], "grid_m": [10, 1.0]}},
+        "grid": {"n": [30, 60, 90]},
+        "protocol": {"trials": 4, "chunk_size": 4, "group_columns": ["polymer_class"], "per_material": True},
+        "model": {"hidden": [8], "pretrain": {"epochs": 5, "batch_size": 32},
+                  "finetune": {"epochs": 10, "batch_size": 8}, "direct": {"epochs": 10}},
+        "analysis": {"bootstrap_resamples": 200, "fit_bootstrap": 20},
+    })
+    for name in PROPERTIES:
+        stage_prepare(config, name, folder / "prepared" / name)
+    stage_featurize(config, [folder / "prepared" / n / f"{t}.csv" for n in PROPERTIES for t in ("source", "target")],
+                    folder / "descriptors.npz", folder / "cache.npz")
+    set_threads(1)
+    return folder, config
+
+
+def _outputs(folder: Path, stem: str) -> dict[str, Path]:
+    return {kind: folder / f"{stem}.{kind}.csv" for kind in ("trials", "groups", "materials")}
+
+
+def test_transfer_job_that_pretrains_equals_pretrain_job_then_transfer(study) -> None:
+    folder, config = study
+    out = folder / "fused"
+    out.mkdir()
+    prepared = folder / "prepared" / "density"
+    # the workflow's two ways: one job (pretrain, save, fine-tune) or two jobs (pretrain; load, fine-tune)
+    fused = _outputs(out, "one_job")
+    stage_trials(config, "density", 0, prepared, folder / "descriptors.npz", fused,
+                 pretrain=(1, out / "one_job.pt"))
+    stage_pretrain(config, "density", 1, prepared, folder / "descriptors.npz", out / "two_jobs.pt")
+    split = _outputs(out, "two_jobs")
+    stage_trials(config, "density", 0, prepared, folder / "descriptors.npz", split, out / "two_jobs.pt")
+    for kind in fused:
+        assert fused[kind].read_bytes() == split[kind].read_bytes(), kind
+    trials = pd.read_csv(fused["trials"])
+    assert set(trials["method"]) == {"transfer"} and set(trials["n"]) == {60} and (trials["status"] == "ok").all()
+    a = torch.load(out / "one_job.pt", weights_only=True)
+    b = torch.load(out / "two_jobs.pt", weights_only=True)
+    assert a["n"] == b["n"] == 60
+    for p, q in zip(a["params"], b["params"], strict=True):
+        assert torch.equal(p, q)
+
+
+def test_per_property_analysis_collected_equals_study_wide_analysis(study) -> None:
+    folder, config = study
+    out = folder / "analysis"
+    chunks: dict[str, dict[str, list[Path]]] = {name: {k: [] for k in ("trials", "groups", "materials")}
+                                                for name in PROPERTIES}
+    for name in PROPERTIES:
+        prepared = folder / "prepared" / name
+        for i in range(3):
+            files = _outputs(out / "trials" / name, f"transfer_n{i}_c0")
+            stage_trials(config, name, 0, prepared, folder / "descriptors.npz", files,
+                         pretrain=(i, out / "models" / name / f"pretrain_n{i}.pt"))
+            for kind, path in files.items():
+                chunks[name][kind].append(path)
+        files = _outputs(out / "trials" / name, "direct_c0")
+        stage_trials(config, name, 0, prepared, folder / "descriptors.npz", files)
+        for kind, path in files.items():
+            chunks[name][kind].append(path)
+
+    def table_paths(root: Path) -> dict[str, Path]:
+        return {"trials": root / "trials.csv", "summary": root / "summary.csv", "groups": root / "group_trials.csv",
+                "materials": root / "material_errors.csv"}
+
+    # the whole study at once (the workflow before per-property analysis)
+    whole = table_paths(out / "whole")
+    stage_aggregate(config, [p for n in PROPERTIES for p in chunks[n]["trials"]],
+                    [p for n in PROPERTIES for p in chunks[n]["groups"]],
+                    [p for n in PROPERTIES for p in chunks[n]["materials"]], whole)
+    stage_analyse(config, whole, out / "whole" / "fits.json", out / "whole" / "figures")
+    # each property on its own, then collected
+    per_property = {}
+    for name in PROPERTIES:
+        root = out / "by_property" / name
+        tables = table_paths(root)
+        stage_aggregate(config, chunks[name]["trials"], chunks[name]["groups"], chunks[name]["materials"], tables)
+        stage_analyse(config, tables, root / "fits.json", root / "figures", properties=[name])
+        assert set(pd.read_csv(tables["trials"])["property"]) == {name}
+        per_property[name] = {**tables, "fits": root / "fits.json", "figures": root / "figures"}
+    collected = {**table_paths(out / "collected"), "fits": out / "collected" / "fits.json",
+                 "figures": out / "collected" / "figures"}
+    stage_collect(config, per_property, collected)
+
+    for kind in TABLES:
+        assert collected[kind].read_bytes() == whole[kind].read_bytes(), kind
+    counts = pd.read_csv(collected["trials"]).groupby("property").size()
+    assert counts.to_dict() == {"density": 4 * (3 + 1) * 2, "tg": 4 * (3 + 1) * 1}  # 4 trials x (3 n + direct) x m
+    whole_fits = json.loads((out / "whole" / "fits.json").read_text())
+    collected_fits = json.loads(collected["fits"].read_text())
+    assert collected_fits == whole_fits
+    assert list(collected_fits["properties"]) == ["tg", "density"]  # the config's order
+    figures = sorted(p.name for p in collected["figures"].iterdir())
+    assert figures == sorted(p.name for p in (out / "whole" / "figures").iterdir())
+    assert {f"{name}_scaling.png" for name in PROPERTIES} <= set(figures)
+
+
+def test_collect_names_a_table_whose_columns_differ(study, tmp_path: Path) -> None:
+    folder, config = study
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text("property,mae\ndensity,0.1\n")
+    bad.write_text("property,error\ntg,0.2\n")
+    per_property = {name: {t: path for t in TABLES} | {"fits": tmp_path / "none.json", "figures": tmp_path}
+                    for name, path in (("density", good), ("tg", bad))}
+    outputs = {t: tmp_path / f"out_{t}.csv" for t in TABLES} | {"fits": tmp_path / "fits.json",
+                                                                "figures": tmp_path / "figs"}
+    with pytest.raises(ValueError, match="bad.csv: columns 'property,error' differ"):
+        stage_collect(config, per_property, outputs)
+    assert not outputs["trials"].exists()  # nothing half-written
