@@ -1,9 +1,9 @@
-# Rule pretrain: pretrain the network(s) of one property on n source rows.
+# Rule pretrain: pretrain the network(s) of one property at the n of one training job (its block).
 from pathlib import Path
 
 from sim2real_scaling.stages import stage_pretrain
 from sim2real_scaling.workflow_script import run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run(sm, lambda config: stage_pretrain(config, sm.wildcards.property, int(sm.wildcards.n_index),
+run(sm, lambda config: stage_pretrain(config, sm.wildcards.property, sm.params.n_indices,
                                       Path(sm.input.grid).parent, sm.input.descriptors, sm.output[0]))

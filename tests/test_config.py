@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim2real_scaling.config import (ConfigError, chunk_trials, load_config, n_chunks, resolve_m_grid,
+from sim2real_scaling.config import (ConfigError, chunk_trials, load_config, n_blocks, n_chunks, resolve_m_grid,
                                      resolve_n_grid, validate_config)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,3 +86,24 @@ def test_strings_from_the_command_line_are_read_as_the_schema_types():
     assert config["model"]["finetune"]["lr"] == 1e-3
     with pytest.raises(ConfigError, match=r"protocol\.trials"):
         validate_config(minimal(protocol={"trials": "eight"}))
+
+
+@pytest.mark.parametrize("per_job, m, expected", [
+    (4, None, [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]),     # one m value: 4 n per job, as equal as can be
+    (4, [0.5, 1.0], [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]),
+    (4, [0.1, 0.2, 0.5, 1.0], [[i] for i in range(10)]),
+    (4, [0.1, 0.2, 0.3, 0.5, 1.0], [[i] for i in range(10)]),  # more m values than ensembles: still 1 n
+    (1, None, [[i] for i in range(10)]),
+    (20, None, [list(range(10))]),
+])
+def test_training_jobs_cover_every_n_once_in_blocks_of_about_ensembles_per_job(per_job, m, expected):
+    config = validate_config(minimal(grid={"n": "auto", "n_points": 10, "m": m},
+                                     protocol={"ensembles_per_job": per_job}))
+    assert n_blocks(config, "p") == expected
+
+
+def test_a_property_own_m_grid_sets_its_blocks():
+    config = minimal(grid={"n": [10, 20, 30, 40]})
+    config["properties"]["q"] = {**config["properties"]["p"], "grid_m": [0.5, 1.0]}
+    config = validate_config(config)
+    assert n_blocks(config, "p") == [[0, 1, 2, 3]] and n_blocks(config, "q") == [[0, 1], [2, 3]]

@@ -46,7 +46,8 @@ def micro_config(root: Path, inputs: Path) -> Path:
                                    "target": {"path": str(inputs / "experimental.csv")},
                                    "transform": ["standardize"], "transform_fit_on": "source"}},
         "grid": {"n": [40, 80, 160]},
-        "protocol": {"trials": 4, "chunk_size": 4, "group_columns": ["polymer_class"]},
+        # one job per n (not one for all three), so that a run can be stopped between training jobs
+        "protocol": {"trials": 4, "chunk_size": 4, "group_columns": ["polymer_class"], "ensembles_per_job": 1},
         "model": {"hidden": [16], "pretrain": {"epochs": 10, "batch_size": 64},
                   "finetune": {"epochs": 30}, "direct": {"epochs": 30}},
         "analysis": {"bootstrap_resamples": 100, "fit_bootstrap": 0},

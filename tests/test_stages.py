@@ -1,7 +1,8 @@
 """The stages that make the workflow cheaper to run give the same numbers as the plain way.
 
-* A transfer job that pretrains its own network (one chunk per n) writes the same network and the same
-  trial tables as a pretrain job followed by a transfer job that loads it.
+* A transfer job that pretrains its own networks (one chunk per block of n) writes the same networks and the
+  same trial tables as a pretrain job followed by a transfer job that loads them, and a block of n gives the
+  trials that one job per n gives.
 * Analysing each property on its own (aggregate, fit) and collecting the results gives the same study
   tables, byte for byte, and the same fits.json as aggregating and fitting the whole study at once.
 """
@@ -62,20 +63,39 @@ def test_transfer_job_that_pretrains_equals_pretrain_job_then_transfer(study) ->
     prepared = folder / "prepared" / "density"
     # the workflow's two ways: one job (pretrain, save, fine-tune) or two jobs (pretrain; load, fine-tune)
     fused = _outputs(out, "one_job")
-    stage_trials(config, "density", 0, prepared, folder / "descriptors.npz", fused,
-                 pretrain=(1, out / "one_job.pt"))
-    stage_pretrain(config, "density", 1, prepared, folder / "descriptors.npz", out / "two_jobs.pt")
+    stage_trials(config, "density", 0, prepared, folder / "descriptors.npz", fused, n_indices=[1, 2],
+                 pretrain_output=out / "one_job.pt")
+    stage_pretrain(config, "density", [1, 2], prepared, folder / "descriptors.npz", out / "two_jobs.pt")
     split = _outputs(out, "two_jobs")
-    stage_trials(config, "density", 0, prepared, folder / "descriptors.npz", split, out / "two_jobs.pt")
+    stage_trials(config, "density", 0, prepared, folder / "descriptors.npz", split, n_indices=[1, 2],
+                 pretrained=out / "two_jobs.pt")
     for kind in fused:
         assert fused[kind].read_bytes() == split[kind].read_bytes(), kind
     trials = pd.read_csv(fused["trials"])
-    assert set(trials["method"]) == {"transfer"} and set(trials["n"]) == {60} and (trials["status"] == "ok").all()
-    a = torch.load(out / "one_job.pt", weights_only=True)
-    b = torch.load(out / "two_jobs.pt", weights_only=True)
-    assert a["n"] == b["n"] == 60
-    for p, q in zip(a["params"], b["params"], strict=True):
-        assert torch.equal(p, q)
+    assert set(trials["method"]) == {"transfer"} and set(trials["n"]) == {60, 90} and (trials["status"] == "ok").all()
+    a = torch.load(out / "one_job.pt", weights_only=True)["networks"]
+    b = torch.load(out / "two_jobs.pt", weights_only=True)["networks"]
+    assert [s["n"] for s in a] == [s["n"] for s in b] == [60, 90]
+    for x, y in zip(a, b, strict=True):
+        for p, q in zip(x["params"], y["params"], strict=True):
+            assert torch.equal(p, q)
+    # a job's block of n gives the trials that one job per n gives
+    for i, n in ((1, 60), (2, 90)):
+        alone = _outputs(out, f"n{i}")
+        stage_trials(config, "density", 0, prepared, folder / "descriptors.npz", alone, n_indices=[i],
+                     pretrain_output=out / f"n{i}.pt")
+        pd.testing.assert_frame_equal(pd.read_csv(alone["trials"]),
+                                      trials[trials["n"] == n].reset_index(drop=True))
+
+
+def test_a_job_refuses_networks_pretrained_for_other_n(study) -> None:
+    folder, config = study
+    prepared = folder / "prepared" / "density"
+    model = folder / "other_block.pt"
+    stage_pretrain(config, "density", [0], prepared, folder / "descriptors.npz", model)
+    with pytest.raises(ValueError, match=r"other_block.pt: networks for grid indices \[0\], this job trains \[1, 2\]"):
+        stage_trials(config, "density", 0, prepared, folder / "descriptors.npz", _outputs(folder, "refused"),
+                     n_indices=[1, 2], pretrained=model)
 
 
 def test_per_property_analysis_collected_equals_study_wide_analysis(study) -> None:
@@ -85,10 +105,10 @@ def test_per_property_analysis_collected_equals_study_wide_analysis(study) -> No
                                                 for name in PROPERTIES}
     for name in PROPERTIES:
         prepared = folder / "prepared" / name
-        for i in range(3):
-            files = _outputs(out / "trials" / name, f"transfer_n{i}_c0")
-            stage_trials(config, name, 0, prepared, folder / "descriptors.npz", files,
-                         pretrain=(i, out / "models" / name / f"pretrain_n{i}.pt"))
+        for b, block in enumerate(([0, 1], [2])):
+            files = _outputs(out / "trials" / name, f"transfer_b{b}_c0")
+            stage_trials(config, name, 0, prepared, folder / "descriptors.npz", files, n_indices=block,
+                         pretrain_output=out / "models" / name / f"pretrain_b{b}.pt")
             for kind, path in files.items():
                 chunks[name][kind].append(path)
         files = _outputs(out / "trials" / name, "direct_c0")

@@ -132,9 +132,9 @@ def test_small_real_run_of_every_stage(prepared):
         return out
 
     for i in range(3):
-        model = root / "models" / f"pretrain_n{i}.pt"
-        stage_pretrain(config, name, i, folder, descriptors, model)
-        stage_trials(config, name, 0, folder, descriptors, outputs(f"transfer_n{i}_c0"), model)
+        model = root / "models" / f"pretrain_b{i}.pt"
+        stage_pretrain(config, name, [i], folder, descriptors, model)
+        stage_trials(config, name, 0, folder, descriptors, outputs(f"transfer_b{i}_c0"), n_indices=[i], pretrained=model)
     stage_trials(config, name, 0, folder, descriptors, outputs("direct_c0"))
     agg = {k: root / f"{k}.csv" for k in ("trials", "summary", "groups", "materials")}
     stage_aggregate(config, files["trials"], files["groups"], files["materials"], agg)

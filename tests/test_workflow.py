@@ -36,29 +36,35 @@ def _planned_jobs(out: str) -> list[dict]:
     return jobs
 
 
-def test_one_chunk_per_n_pretrains_inside_the_transfer_job_longest_jobs_first(tmp_path):
-    # the polymer study at the paper's protocol: 500 trials in one chunk per n, density on a 4-value m grid
+def test_one_chunk_per_block_pretrains_inside_the_transfer_job_longest_jobs_first(tmp_path):
+    # the polymer study at the paper's protocol: 500 trials in one chunk, density on a 4-value m grid, the
+    # others on one m: 4 (n, m) ensembles per job = 1 n per density job, 4 n per job of the others
     proc = run_snakemake("-n", "--nolock", "--configfile", str(ROOT / "config" / "polymer.yaml"), "--cores", "2",
                          "--config", f"results_dir={tmp_path}")
     jobs = _planned_jobs(proc.stdout)
     rules = [j["rule"] for j in jobs]
-    assert "pretrain" not in rules and rules.count("transfer") == 30 and rules.count("direct") == 3
+    assert "pretrain" not in rules and rules.count("direct") == 3
+    transfer = [j for j in jobs if j["rule"] == "transfer"]
+    blocks = {prop: sorted(int(re.search(r"block=(\d+)", j["wildcards"]).group(1)) for j in transfer
+                           if f"property={prop}" in j["wildcards"]) for prop in ("density", "refractive_index", "cp")}
+    assert blocks == {"density": list(range(10)), "refractive_index": [0, 1, 2], "cp": [0, 1, 2]}
     assert rules.count("aggregate") == rules.count("fit") == 3 and rules.count("collect") == 1
-    for job in jobs:
-        if job["rule"] == "transfer":
-            n_index = re.search(r"n_index=(\d+)", job["wildcards"]).group(1)
-            assert "/models/" in job["output"] and f"pretrain_n{n_index}.pt" in job["output"]
-    # longest first: every density job (4 m values) before every one-m job, larger n first within a property
+    for job in transfer:
+        block = re.search(r"block=(\d+)", job["wildcards"]).group(1)
+        assert "/models/" in job["output"] and f"pretrain_b{block}.pt" in job["output"]
+    # longest first: 4-ensemble jobs (density's, the others' 4-n blocks) before 3-ensemble ones, larger n
+    # first among equals, the analysis of a finished property before any waiting training job
     priority = {(j["rule"], j["wildcards"]): j["priority"] for j in jobs if j["rule"] in ("transfer", "direct")}
-    density = [p for (rule, wc), p in priority.items() if "property=density" in wc]
-    others = [p for (rule, wc), p in priority.items() if "property=density" not in wc]
-    assert min(density) > max(others)
-    cp = {int(re.search(r"n_index=(\d+)", wc).group(1)): p for (rule, wc), p in priority.items()
-          if rule == "transfer" and "property=cp" in wc}
-    assert [cp[i] for i in sorted(cp)] == sorted(cp.values()) and cp[9] > cp[0]
+    cp = [priority[("transfer", f"block={b}, property=cp")] if ("transfer", f"block={b}, property=cp") in priority
+          else priority[("transfer", f"property=cp, block={b}")] for b in range(3)]
+    assert cp[0] > cp[2] > cp[1]  # 4 n (0-3); 3 n ending at n 9; 3 n ending at n 6
+    density = [p for (rule, wc), p in priority.items() if rule == "transfer" and "property=density" in wc]
+    assert min(density) > cp[2] and max(density) > cp[0]
+    analysis = [j["priority"] for j in jobs if j["rule"] in ("aggregate", "fit")]
+    assert min(analysis) > max(priority.values())
 
 
-def test_several_chunks_per_n_share_one_pretrain_job(tmp_path):
+def test_several_chunks_per_block_share_one_pretrain_job(tmp_path):
     config = tiny_config(tmp_path)  # 12 trials in chunks of 6
     proc = run_snakemake("-n", "--nolock", "--configfile", str(config), "--cores", "2")
     jobs = _planned_jobs(proc.stdout)

@@ -15,6 +15,7 @@ rule aggregate:
         materials=analysis("{property}", "material_errors.csv"),
     log:
         f"{LOGS}/aggregate/{{property}}.log",
+    priority: ANALYSIS_PRIORITY
     conda:
         "../envs/sim2real.yaml"
     script:
@@ -31,6 +32,7 @@ rule fit:
         figures=directory(analysis("{property}", "figures")),
     log:
         f"{LOGS}/fit/{{property}}.log",
+    priority: ANALYSIS_PRIORITY
     conda:
         "../envs/sim2real.yaml"
     script:

@@ -3,7 +3,7 @@
 import math
 from pathlib import Path
 
-from sim2real_scaling.config import ConfigError, m_grid_size, n_chunks, n_grid_size, validate_config
+from sim2real_scaling.config import ConfigError, m_grid_size, n_blocks, n_chunks, n_grid_size, validate_config
 
 # One study = one config: a study file given with --configfile REPLACES the embedded default
 # (config/config.yaml) instead of being deep-merged into it, which would leak the default's property
@@ -33,8 +33,11 @@ PROPERTIES = list(config["properties"])
 N_INDEX = list(range(n_grid_size(config)))
 CHUNKS = list(range(n_chunks(config)))
 DIRECT = config["protocol"]["direct_baseline"]
-# One chunk per (property, n) (the paper's protocol at chunk_size = trials): the transfer job pretrains its
-# own network first, saving a process start (~2.5 s of imports) per n. Several chunks share one pretrain job.
+MULTITASK = config["transfer"] == "multitask"
+# A transfer job trains the n of one block (consecutive n indices; protocol.ensembles_per_job sets how many)
+BLOCKS = {prop: n_blocks(config, prop) for prop in PROPERTIES}
+# One chunk per block (the paper's protocol at chunk_size = trials): the transfer job pretrains its own
+# networks first, saving a process start (~2.5 s of imports). Several chunks share one pretrain job.
 PRETRAIN_IN_TRANSFER_JOB = len(CHUNKS) == 1
 
 
@@ -49,12 +52,24 @@ def attempt_scaled(rule_name, key, default):
     return lambda wildcards, attempt: int(base * (1 + 0.5 * (attempt - 1)))
 
 
+def block_n_indices(wildcards):
+    """The n indices (grid positions) of a training job's block."""
+    return BLOCKS[wildcards.property][int(wildcards.block)]
+
+
 def training_priority(wildcards):
     """Longest training jobs first, so that no core idles at the end while one long job finishes: a job
-    trains one ensemble per m (the 2-D grid's property has several), and pretraining grows with n."""
+    trains one ensemble per (n, m) of its block, and pretraining grows with n."""
     m_values = m_grid_size(config, wildcards.property)
-    n_index = int(wildcards.get("n_index", 0))
-    return m_values + 0.5 * n_index / max(1, len(N_INDEX) - 1)
+    if "block" in wildcards.keys():
+        n_indices = block_n_indices(wildcards)
+    else:
+        n_indices = [int(wildcards.get("n_index", 0))]  # multitask jobs: one n; direct: none (0)
+    return len(n_indices) * m_values + 0.5 * n_indices[-1] / max(1, len(N_INDEX) - 1)
+
+
+# the analysis of a property starts as soon as its trials are done, ahead of any training job still waiting
+ANALYSIS_PRIORITY = 1000
 
 
 def prepared(prop, name):
@@ -73,8 +88,10 @@ def chunk_files(prop, kind):
     """The chunk tables of one property (transfer at every n, direct), of one kind."""
     files = []
     for chunk in CHUNKS:
-        for i in N_INDEX:
-            files.append(f"{R}/trials/{prop}/transfer_n{i}_c{chunk}.{kind}.csv")
+        if MULTITASK:  # one multitask job per n
+            files += [f"{R}/trials/{prop}/transfer_n{i}_c{chunk}.{kind}.csv" for i in N_INDEX]
+        else:
+            files += [f"{R}/trials/{prop}/transfer_b{b}_c{chunk}.{kind}.csv" for b in range(len(BLOCKS[prop]))]
         if DIRECT:
             files.append(f"{R}/trials/{prop}/direct_c{chunk}.{kind}.csv")
     return files

@@ -1,5 +1,6 @@
-# Stage 2: pretraining per (property, n) and trial chunks (transfer and direct), each a vectorised ensemble.
-# Jobs are started longest first (priority), so that the cores finish together.
+# Stage 2: pretraining and trial chunks (transfer and direct), each a vectorised ensemble. A transfer job
+# trains the n of one block (BLOCKS: consecutive n, protocol.ensembles_per_job). Jobs start longest first
+# (priority), so that the cores finish together.
 
 
 if not PRETRAIN_IN_TRANSFER_JOB:
@@ -11,11 +12,13 @@ if not PRETRAIN_IN_TRANSFER_JOB:
             target=f"{R}/prepared/{{property}}/target.csv",
             descriptors=f"{R}/features/descriptors.npz",
         output:
-            f"{R}/models/{{property}}/pretrain_n{{n_index}}.pt",
+            f"{R}/models/{{property}}/pretrain_b{{block}}.pt",
+        params:
+            n_indices=block_n_indices,
         log:
-            f"{LOGS}/pretrain/{{property}}_n{{n_index}}.log",
+            f"{LOGS}/pretrain/{{property}}_b{{block}}.log",
         threads: res("pretrain", "threads", 1)
-        priority: 100  # every transfer chunk of this n waits for it
+        priority: 100  # every transfer chunk of this block waits for it
         resources:
             runtime=attempt_scaled("pretrain", "runtime", 60),
             mem_mb=attempt_scaled("pretrain", "mem_mb", 4000),
@@ -26,7 +29,7 @@ if not PRETRAIN_IN_TRANSFER_JOB:
             "../scripts/pretrain.py"
 
 
-# With one chunk per n the job pretrains first (source rows in, the pretrained network out as well; the chunk
+# With one chunk per block the job pretrains first (source rows in, the pretrained networks out too; the chunk
 # is then always c0, a fixed part of the names, as all outputs of a job must have the same wildcards);
 # otherwise it loads the network of the pretrain job above.
 TRANSFER_CHUNK = "c0" if PRETRAIN_IN_TRANSFER_JOB else "c{chunk}"
@@ -40,13 +43,15 @@ rule transfer:
         **(
             {"source": f"{R}/prepared/{{property}}/source.csv"}
             if PRETRAIN_IN_TRANSFER_JOB
-            else {"pretrained": f"{R}/models/{{property}}/pretrain_n{{n_index}}.pt"}
+            else {"pretrained": f"{R}/models/{{property}}/pretrain_b{{block}}.pt"}
         ),
     output:
-        **trial_outputs(f"{R}/trials/{{property}}/transfer_n{{n_index}}_{TRANSFER_CHUNK}"),
-        **({"pretrained": f"{R}/models/{{property}}/pretrain_n{{n_index}}.pt"} if PRETRAIN_IN_TRANSFER_JOB else {}),
+        **trial_outputs(f"{R}/trials/{{property}}/transfer_b{{block}}_{TRANSFER_CHUNK}"),
+        **({"pretrained": f"{R}/models/{{property}}/pretrain_b{{block}}.pt"} if PRETRAIN_IN_TRANSFER_JOB else {}),
+    params:
+        n_indices=block_n_indices,
     log:
-        f"{LOGS}/transfer/{{property}}_n{{n_index}}_{TRANSFER_CHUNK}.log",
+        f"{LOGS}/transfer/{{property}}_b{{block}}_{TRANSFER_CHUNK}.log",
     threads: res("transfer", "threads", 1)
     priority: training_priority
     resources:

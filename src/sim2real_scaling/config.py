@@ -285,6 +285,18 @@ def m_grid_size(config: Mapping[str, Any], property_name: str) -> int:
     return 1 if spec is None else len(spec)
 
 
+def n_blocks(config: Mapping[str, Any], property_name: str) -> list[list[int]]:
+    """The n indices each training job of a property covers (consecutive, as equal in size as possible).
+
+    A job trains about ``protocol.ensembles_per_job`` (n, m) ensembles: ``ensembles_per_job // m values``
+    n per job, at least one.
+    """
+    n_total = n_grid_size(config)
+    per_job = max(1, config["protocol"]["ensembles_per_job"] // m_grid_size(config, property_name))
+    jobs = -(-n_total // per_job)
+    return [block.tolist() for block in np.array_split(np.arange(n_total), jobs)]
+
+
 def n_chunks(config: Mapping[str, Any]) -> int:
     protocol = config["protocol"]
     return -(-protocol["trials"] // protocol["chunk_size"])

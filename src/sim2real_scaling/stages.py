@@ -76,38 +76,47 @@ def stage_featurize(config: Mapping[str, Any], prepared_tables: Sequence[str | P
              len(store.failed))
 
 
-def stage_pretrain(config: Mapping[str, Any], property_name: str, n_index: int, prepared_dir: str | Path,
+def stage_pretrain(config: Mapping[str, Any], property_name: str, n_indices: Sequence[int], prepared_dir: str | Path,
                    descriptors: str | Path, output: str | Path) -> None:
+    """Pretrain the network(s) of one property at each grid n[i] of ``n_indices`` (one training job's n)."""
     from .engine import load_property_data, pretrain
     from .ensemble import resolve_device
 
     data = load_property_data(config, property_name, prepared_dir, descriptors)
-    state = pretrain(config, data, n_index, resolve_device(config["device"]))
-    write_torch(state, output)
+    device = resolve_device(config["device"])
+    write_torch({"networks": [pretrain(config, data, i, device) for i in n_indices]}, output)
 
 
 def stage_trials(config: Mapping[str, Any], property_name: str, chunk: int, prepared_dir: str | Path,
-                 descriptors: str | Path, outputs: Mapping[str, str | Path], pretrained: str | Path | None = None,
-                 pretrain: tuple[int, str | Path] | None = None) -> None:
-    """Train one chunk of trials: transfer from the network in file ``pretrained``, or from one pretrained
-    here when ``pretrain = (n_index, output path)`` is given (and saved there), or direct learning."""
+                 descriptors: str | Path, outputs: Mapping[str, str | Path], n_indices: Sequence[int] | None = None,
+                 pretrained: str | Path | None = None, pretrain_output: str | Path | None = None) -> None:
+    """Train one chunk of trials, at each grid n[i] of ``n_indices`` in turn (transfer) or without
+    pretraining (``n_indices`` None: direct learning). Transfer starts from the networks in the file
+    ``pretrained`` (written by :func:`stage_pretrain`), or from networks pretrained here and saved to
+    ``pretrain_output`` in the same form."""
     import torch
 
-    from .engine import load_property_data, pretrain as pretrain_networks, run_trials
+    from .engine import load_property_data, pretrain, run_trials
     from .ensemble import resolve_device
 
     device = resolve_device(config["device"])
     data = load_property_data(config, property_name, prepared_dir, descriptors)
-    if pretrain is not None:
-        n_index, model_path = pretrain
-        state = pretrain_networks(config, data, n_index, device)
-        write_torch(state, model_path)
+    trials = chunk_trials(config, chunk)
+    if n_indices is None:
+        results = [run_trials(config, data, trials, device=device)]
     else:
-        state = torch.load(pretrained, map_location="cpu", weights_only=True) if pretrained else None
-    result = run_trials(config, data, chunk_trials(config, chunk), pretrained=state, device=device)
-    write_csv(result.trials, outputs["trials"])
-    write_csv(result.groups, outputs["groups"])
-    write_csv(result.materials, outputs["materials"])
+        if pretrain_output is not None:
+            networks = [pretrain(config, data, i, device) for i in n_indices]
+            write_torch({"networks": networks}, pretrain_output)
+        else:
+            networks = torch.load(pretrained, map_location="cpu", weights_only=True)["networks"]
+        got = [int(state["n_index"]) for state in networks]
+        if got != list(n_indices):
+            raise ValueError(f"{pretrained}: networks for grid indices {got}, this job trains {list(n_indices)}")
+        results = [run_trials(config, data, trials, pretrained=state, device=device) for state in networks]
+    for key in ("trials", "groups", "materials"):
+        frames = [getattr(r, key) for r in results]
+        write_csv(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0], outputs[key])
 
 
 def stage_multitask(config: Mapping[str, Any], property_name: str, chunk: int, n_index: int | None,
