@@ -44,6 +44,8 @@ STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 START = re.compile(r"^(?:local)?rule (\w+):$")
 JOBID = re.compile(r"^\s+jobid: (\d+)$")
 FINISHED = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)")
+STAGE_DONE = re.compile(r"INFO rule (\w+): stage done in ([\d.]+) s")
+ANALYSIS_RULES = ("aggregate", "fit", "collect", "report", "check_study", "wiedemann_franz")
 
 
 class Watcher(threading.Thread):
@@ -114,6 +116,16 @@ def training_seconds(log_dir: Path) -> tuple[float, float, int]:
                 cpu += float(m.group(4) or m.group(3))
                 calls += 1
     return wall, cpu, calls
+
+
+def stage_seconds(log_dir: Path) -> dict[str, float]:
+    """Per rule: seconds its jobs spent in their stage, after start-up and imports (the 'stage done' lines)."""
+    out: dict[str, float] = defaultdict(float)
+    for path in log_dir.rglob("*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if m := STAGE_DONE.search(line):
+                out[m.group(1)] += float(m.group(2))
+    return dict(out)
 
 
 def derived_config(args: argparse.Namespace, study: str) -> Path:
@@ -218,12 +230,23 @@ def main() -> None:
           f"(in jobs but not training: {(job_seconds - train_s) / capacity:.1%}; no job running on a core: "
           f"{(capacity - job_seconds) / capacity:.1%})")
     print(f"share of CPU time that is not training (independent of other load): {1 - train_cpu / cpu_all:.1%}")
+    stages = stage_seconds(ROOT / "logs" / study)
+    analysis_s = sum(v for k, v in stages.items() if k in ANALYSIS_RULES)
+    overhead = capacity - train_s - analysis_s
+    print("stage seconds (in-process, after start-up and imports): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in sorted(stages.items())))
+    print(f"  the analysis' own work (aggregate: bootstrap CIs; fit: law fits, bootstrap refits, figures; collect, "
+          f"report, check): {analysis_s:.1f} s = {analysis_s / capacity:.1%} of wall x cores")
+    print(f"  the rest (process start-up and imports of every job, preparation, loading, evaluation and writing in "
+          f"the training jobs, scheduling, idle cores): {overhead:.0f} core-s = {overhead / capacity:.1%}")
     trials = args.trials or full_trials
     result = {"study": study, "config": str(config_path), "cores": args.cores, "wall_s": wall,
               "load_average_start_end": [load_start, load_end], "per_rule": per_rule, "scripts": by_script,
               "training_s": train_s, "training_cpu_s": train_cpu, "cpu_all_s": cpu_all, "train_calls": calls,
               "job_seconds": job_seconds, "non_training_share": share,
-              "non_training_cpu_share": 1 - train_cpu / cpu_all, "trials": trials, "chunk_size": chunk}
+              "non_training_cpu_share": 1 - train_cpu / cpu_all, "trials": trials, "chunk_size": chunk,
+              "stage_seconds": stages, "analysis_work_s": analysis_s, "analysis_work_share": analysis_s / capacity,
+              "overhead_share": overhead / capacity}
     if trials < full_trials:
         # Trial jobs scale with the number of trials (chunk size fixed), the others do not. Two estimates:
         # from job durations (wall, as loaded as this run was) and from CPU seconds (what an idle machine

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +32,12 @@ def run(snakemake: Any, stage: Callable[[dict[str, Any]], None]) -> None:
     from .stages import StudyIncomplete, set_threads
 
     set_threads(snakemake.threads)
+    start = time.perf_counter()
     try:
         stage(dict(snakemake.config))
+        # the stage's own time, after start-up and imports (benchmarks/study_walltime.py reads this line)
+        logging.getLogger("sim2real_scaling").info("rule %s: stage done in %.2f s", snakemake.rule,
+                                                   time.perf_counter() - start)
     except (*USER_ERRORS, StudyIncomplete) as exc:
         # one line, no traceback: the last line of the rule's log (the path Snakemake prints) says what is wrong
         logging.getLogger("sim2real_scaling").error("%s", " ".join(str(exc).split()))
