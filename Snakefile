@@ -15,7 +15,7 @@ include: "workflow/common.smk"
 wildcard_constraints:
     property="|".join(PROPERTIES),
     n_index=r"\d+",
-    block=r"\d+",
+    block=r"\d+(-\d+)?",
     chunk=r"\d+",
 
 

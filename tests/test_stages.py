@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from sim2real_scaling.config import validate_config
+from sim2real_scaling.input_tables import DataError
 from sim2real_scaling.stages import (set_threads, stage_aggregate, stage_analyse, stage_collect, stage_featurize,
                                      stage_prepare, stage_pretrain, stage_trials)
 from sim2real_scaling.synthetic import generate_benchmark
@@ -164,3 +165,20 @@ def test_collect_names_a_table_whose_columns_differ(study, tmp_path: Path) -> No
     with pytest.raises(ValueError, match="bad.csv: columns 'property,error' differ"):
         stage_collect(config, per_property, outputs)
     assert not outputs["trials"].exists()  # nothing half-written
+
+
+def test_aggregate_refuses_a_trial_found_in_two_chunk_tables(study, tmp_path: Path) -> None:
+    """Chunk tables of an earlier layout (another chunk_size) left beside the new ones are not pooled."""
+    folder, config = study
+    prepared = folder / "prepared" / "tg"
+    old = _outputs(tmp_path, "old_c0")  # trials 0-3 (the old chunk of 4)
+    stage_trials(config, "tg", 0, prepared, folder / "descriptors.npz", old)
+    small = {**config, "protocol": {**config["protocol"], "chunk_size": 2}}
+    new = _outputs(tmp_path, "new_c1")  # trials 2-3 (chunk 1 of 2)
+    stage_trials(small, "tg", 1, prepared, folder / "descriptors.npz", new)
+    tables = {t: tmp_path / f"{t}.csv" for t in TABLES}
+    with pytest.raises(DataError, match=r"4 trial rows appear in more than one chunk table, e\.g\. property=tg, "
+                                        r"method=direct, n=0, m=\d+, trial=2, in .*new_c1.trials.csv, .*old_c0"):
+        stage_aggregate(config, [old["trials"], new["trials"]], [old["groups"], new["groups"]],
+                        [old["materials"], new["materials"]], tables)
+    assert not tables["trials"].exists()

@@ -45,21 +45,25 @@ def test_one_chunk_per_block_pretrains_inside_the_transfer_job_longest_jobs_firs
     rules = [j["rule"] for j in jobs]
     assert "pretrain" not in rules and rules.count("direct") == 3
     transfer = [j for j in jobs if j["rule"] == "transfer"]
-    blocks = {prop: sorted(int(re.search(r"block=(\d+)", j["wildcards"]).group(1)) for j in transfer
-                           if f"property={prop}" in j["wildcards"]) for prop in ("density", "refractive_index", "cp")}
-    assert blocks == {"density": list(range(10)), "refractive_index": [0, 1, 2], "cp": [0, 1, 2]}
+
+    def block(job):
+        return re.search(r"block=([\d-]+)", job["wildcards"]).group(1)
+
+    blocks = {prop: sorted((block(j) for j in transfer if f"property={prop}" in j["wildcards"]),
+                           key=lambda b: int(b.split("-")[0])) for prop in ("density", "refractive_index", "cp")}
+    assert blocks == {"density": [str(i) for i in range(10)], "refractive_index": ["0-3", "4-6", "7-9"],
+                      "cp": ["0-3", "4-6", "7-9"]}
     assert rules.count("aggregate") == rules.count("fit") == 3 and rules.count("collect") == 1
-    for job in transfer:
-        block = re.search(r"block=(\d+)", job["wildcards"]).group(1)
-        assert "/models/" in job["output"] and f"pretrain_b{block}.pt" in job["output"]
+    for job in transfer:  # files named by the block's n indices; the job saves the networks it pretrained
+        assert f"transfer_n{block(job)}_c0.trials.csv" in job["output"]
+        assert f"/models/{job['wildcards'].split('property=')[1].split(',')[0]}/pretrain_n{block(job)}.pt" in job["output"]
     # longest first: 4-ensemble jobs (density's, the others' 4-n blocks) before 3-ensemble ones, larger n
     # first among equals, the analysis of a finished property before any waiting training job
     priority = {(j["rule"], j["wildcards"]): j["priority"] for j in jobs if j["rule"] in ("transfer", "direct")}
-    cp = [priority[("transfer", f"block={b}, property=cp")] if ("transfer", f"block={b}, property=cp") in priority
-          else priority[("transfer", f"property=cp, block={b}")] for b in range(3)]
-    assert cp[0] > cp[2] > cp[1]  # 4 n (0-3); 3 n ending at n 9; 3 n ending at n 6
-    density = [p for (rule, wc), p in priority.items() if rule == "transfer" and "property=density" in wc]
-    assert min(density) > cp[2] and max(density) > cp[0]
+    cp = {block(j): j["priority"] for j in transfer if "property=cp" in j["wildcards"]}
+    assert cp["0-3"] > cp["7-9"] > cp["4-6"]  # 4 n (0-3); 3 n ending at n 9; 3 n ending at n 6
+    density = [j["priority"] for j in transfer if "property=density" in j["wildcards"]]
+    assert min(density) > cp["7-9"] and max(density) > cp["0-3"]
     analysis = [j["priority"] for j in jobs if j["rule"] in ("aggregate", "fit")]
     assert min(analysis) > max(priority.values())
 

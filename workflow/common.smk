@@ -3,7 +3,15 @@
 import math
 from pathlib import Path
 
-from sim2real_scaling.config import ConfigError, m_grid_size, n_blocks, n_chunks, n_grid_size, validate_config
+from sim2real_scaling.config import (
+    ConfigError,
+    block_name,
+    m_grid_size,
+    n_blocks,
+    n_chunks,
+    n_grid_size,
+    validate_config,
+)
 
 # One study = one config: a study file given with --configfile REPLACES the embedded default
 # (config/config.yaml) instead of being deep-merged into it, which would leak the default's property
@@ -34,8 +42,9 @@ N_INDEX = list(range(n_grid_size(config)))
 CHUNKS = list(range(n_chunks(config)))
 DIRECT = config["protocol"]["direct_baseline"]
 MULTITASK = config["transfer"] == "multitask"
-# A transfer job trains the n of one block (consecutive n indices; protocol.ensembles_per_job sets how many)
-BLOCKS = {prop: n_blocks(config, prop) for prop in PROPERTIES}
+# A transfer job trains the n of one block (consecutive n indices; protocol.ensembles_per_job sets how many),
+# named by its n indices ("3", "0-3") in the file names: property -> block name -> n indices
+BLOCKS = {prop: {block_name(b): b for b in n_blocks(config, prop)} for prop in PROPERTIES}
 # One chunk per block (the paper's protocol at chunk_size = trials): the transfer job pretrains its own
 # networks first, saving a process start (~2.5 s of imports). Several chunks share one pretrain job.
 PRETRAIN_IN_TRANSFER_JOB = len(CHUNKS) == 1
@@ -54,7 +63,7 @@ def attempt_scaled(rule_name, key, default):
 
 def block_n_indices(wildcards):
     """The n indices (grid positions) of a training job's block."""
-    return BLOCKS[wildcards.property][int(wildcards.block)]
+    return BLOCKS[wildcards.property][wildcards.block]
 
 
 def training_priority(wildcards):
@@ -91,7 +100,7 @@ def chunk_files(prop, kind):
         if MULTITASK:  # one multitask job per n
             files += [f"{R}/trials/{prop}/transfer_n{i}_c{chunk}.{kind}.csv" for i in N_INDEX]
         else:
-            files += [f"{R}/trials/{prop}/transfer_b{b}_c{chunk}.{kind}.csv" for b in range(len(BLOCKS[prop]))]
+            files += [f"{R}/trials/{prop}/transfer_n{b}_c{chunk}.{kind}.csv" for b in BLOCKS[prop]]
         if DIRECT:
             files.append(f"{R}/trials/{prop}/direct_c{chunk}.{kind}.csv")
     return files

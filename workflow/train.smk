@@ -12,11 +12,11 @@ if not PRETRAIN_IN_TRANSFER_JOB:
             target=f"{R}/prepared/{{property}}/target.csv",
             descriptors=f"{R}/features/descriptors.npz",
         output:
-            f"{R}/models/{{property}}/pretrain_b{{block}}.pt",
+            f"{R}/models/{{property}}/pretrain_n{{block}}.pt",
         params:
             n_indices=block_n_indices,
         log:
-            f"{LOGS}/pretrain/{{property}}_b{{block}}.log",
+            f"{LOGS}/pretrain/{{property}}_n{{block}}.log",
         threads: res("pretrain", "threads", 1)
         priority: 100  # every transfer chunk of this block waits for it
         resources:
@@ -43,15 +43,15 @@ rule transfer:
         **(
             {"source": f"{R}/prepared/{{property}}/source.csv"}
             if PRETRAIN_IN_TRANSFER_JOB
-            else {"pretrained": f"{R}/models/{{property}}/pretrain_b{{block}}.pt"}
+            else {"pretrained": f"{R}/models/{{property}}/pretrain_n{{block}}.pt"}
         ),
     output:
-        **trial_outputs(f"{R}/trials/{{property}}/transfer_b{{block}}_{TRANSFER_CHUNK}"),
-        **({"pretrained": f"{R}/models/{{property}}/pretrain_b{{block}}.pt"} if PRETRAIN_IN_TRANSFER_JOB else {}),
+        **trial_outputs(f"{R}/trials/{{property}}/transfer_n{{block}}_{TRANSFER_CHUNK}"),
+        **({"pretrained": f"{R}/models/{{property}}/pretrain_n{{block}}.pt"} if PRETRAIN_IN_TRANSFER_JOB else {}),
     params:
         n_indices=block_n_indices,
     log:
-        f"{LOGS}/transfer/{{property}}_b{{block}}_{TRANSFER_CHUNK}.log",
+        f"{LOGS}/transfer/{{property}}_n{{block}}_{TRANSFER_CHUNK}.log",
     threads: res("transfer", "threads", 1)
     priority: training_priority
     resources:

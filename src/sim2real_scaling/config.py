@@ -297,6 +297,13 @@ def n_blocks(config: Mapping[str, Any], property_name: str) -> list[list[int]]:
     return [block.tolist() for block in np.array_split(np.arange(n_total), jobs)]
 
 
+def block_name(n_indices: list[int]) -> str:
+    """How files name a block of n indices: ``"3"`` or ``"0-3"`` (so that a block of other n, after a change
+    of ``ensembles_per_job``, never takes the place of an old file)."""
+    first, last = n_indices[0], n_indices[-1]
+    return f"{first}" if first == last else f"{first}-{last}"
+
+
 def n_chunks(config: Mapping[str, Any]) -> int:
     protocol = config["protocol"]
     return -(-protocol["trials"] // protocol["chunk_size"])

@@ -22,6 +22,7 @@ import pandas as pd
 
 from .config import chunk_trials
 from .features import cache_file, featurize
+from .input_tables import DataError
 from .io import atomic_path, read_json, write_csv, write_json, write_torch
 from .prepare import prepare_property
 from .report import study_problems
@@ -133,10 +134,27 @@ def stage_multitask(config: Mapping[str, Any], property_name: str, chunk: int, n
     write_csv(result.materials, outputs["materials"])
 
 
-def _concat(paths: Sequence[str | Path], columns: list[str]) -> pd.DataFrame:
-    frames = [pd.read_csv(p, keep_default_na=False, na_values=["", "nan", "NaN"]) for p in paths]
+def _concat(paths: Sequence[str | Path], columns: list[str], unique: Sequence[str] | None = None) -> pd.DataFrame:
+    """The tables one under the other; with ``unique``, a key found in two files is a :class:`DataError`
+    naming them (e.g. chunk tables of an earlier layout of chunks or blocks left beside the new ones)."""
+    frames = [pd.read_csv(p, keep_default_na=False, na_values=["", "nan", "NaN"]).assign(_file=str(p)) for p in paths]
     frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    table = pd.concat(frames, ignore_index=True)
+    if unique is not None:
+        repeated = table[table.duplicated(list(unique), keep=False)]
+        if not repeated.empty:
+            first = repeated.iloc[0]
+            files = sorted(set(repeated["_file"]))
+            raise DataError(
+                f"{len(repeated)} trial rows appear in more than one chunk table, e.g. "
+                + ", ".join(f"{k}={first[k]}" for k in unique)
+                + f", in {', '.join(files[:4])}{' ...' if len(files) > 4 else ''}: tables of an earlier run with "
+                "another chunk_size or ensembles_per_job are mixed with new ones; delete the study's trials/ folder "
+                "(or run with --forcerun transfer direct) and run again"
+            )
+    return table[columns]
 
 
 def stage_aggregate(config: Mapping[str, Any], trial_files: Sequence[str | Path], group_files: Sequence[str | Path],
@@ -144,7 +162,8 @@ def stage_aggregate(config: Mapping[str, Any], trial_files: Sequence[str | Path]
     from .engine import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS
     from .statistics import summarize
 
-    trials = _concat(trial_files, TRIAL_COLUMNS).sort_values(["property", "method", "n", "m", "trial"])
+    keys = ["property", "method", "n", "m", "trial"]
+    trials = _concat(trial_files, TRIAL_COLUMNS, unique=keys).sort_values(keys)
     analysis = config["analysis"]
     summary = summarize(trials, confidence=analysis["confidence"], n_resamples=analysis["bootstrap_resamples"],
                         seed=config["seed"])
