@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -367,6 +368,20 @@ def test_a_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("killed")
     assert target.read_text() == "a\n1\n" and [p.name for p in target.parent.iterdir()] == ["table.csv"]
+
+
+def test_results_are_readable_by_others_as_the_umask_allows(tmp_path):
+    """Atomic writes go through a temporary file (owner-only by default): the result still gets the mode of
+    a plain write, so collaborators on a shared file system can read it."""
+    before = os.umask(0o022)
+    try:
+        write_csv(pd.DataFrame({"a": [1]}), tmp_path / "shared.csv")
+        os.umask(0o077)
+        write_csv(pd.DataFrame({"a": [1]}), tmp_path / "private.csv")
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((tmp_path / "shared.csv").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "private.csv").stat().st_mode) == 0o600
 
 
 def test_a_killed_writer_never_leaves_a_partial_file(tmp_path):
