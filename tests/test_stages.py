@@ -182,3 +182,19 @@ def test_aggregate_refuses_a_trial_found_in_two_chunk_tables(study, tmp_path: Pa
         stage_aggregate(config, [old["trials"], new["trials"]], [old["groups"], new["groups"]],
                         [old["materials"], new["materials"]], tables)
     assert not tables["trials"].exists()
+
+
+def test_a_property_without_material_rows_still_collects(study, tmp_path: Path) -> None:
+    """A property whose chunks have no per-material rows (all diverged, or per_material off) gets the same
+    material-table header as one with rows, so collect can join them."""
+    folder, config = study
+    with_rows = _outputs(tmp_path, "with_rows")
+    stage_trials(config, "tg", 0, folder / "prepared" / "tg", folder / "descriptors.npz", with_rows)
+    empty = tmp_path / "empty.materials.csv"
+    empty.write_text(pd.read_csv(with_rows["materials"]).head(0).to_csv(index=False))
+    headers = []
+    for name, materials in (("rows", with_rows["materials"]), ("none", empty)):
+        tables = {t: tmp_path / f"{name}_{t}.csv" for t in TABLES}
+        stage_aggregate(config, [with_rows["trials"]], [with_rows["groups"]], [materials], tables)
+        headers.append(tables["materials"].read_text().splitlines()[0])
+    assert headers[0] == headers[1] and headers[0].endswith("mean_abs_error")

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,11 @@ from .input_tables import DataError
 from .io import atomic_path, read_json, write_csv, write_json, write_torch
 from .prepare import prepare_property
 from .report import study_problems
+
+if TYPE_CHECKING:
+    import torch
+
+    from .engine import PropertyData
 
 # torch (engine, ensemble) and scipy.stats (statistics) are imported by the stages that use them: a rule
 # that needs neither (prepare, featurize, fit, report, check_study) starts a second or two faster
@@ -80,12 +85,21 @@ def stage_featurize(config: Mapping[str, Any], prepared_tables: Sequence[str | P
 def stage_pretrain(config: Mapping[str, Any], property_name: str, n_indices: Sequence[int], prepared_dir: str | Path,
                    descriptors: str | Path, output: str | Path) -> None:
     """Pretrain the network(s) of one property at each grid n[i] of ``n_indices`` (one training job's n)."""
-    from .engine import load_property_data, pretrain
+    from .engine import load_property_data
     from .ensemble import resolve_device
 
     data = load_property_data(config, property_name, prepared_dir, descriptors)
-    device = resolve_device(config["device"])
-    write_torch({"networks": [pretrain(config, data, i, device) for i in n_indices]}, output)
+    _pretrain_block(config, data, n_indices, resolve_device(config["device"]), output)
+
+
+def _pretrain_block(config: Mapping[str, Any], data: PropertyData, n_indices: Sequence[int], device: torch.device,
+                    output: str | Path) -> list[dict[str, Any]]:
+    """The pretrained networks at each grid n[i] of ``n_indices``, saved to ``output`` (the pretrain file)."""
+    from .engine import pretrain
+
+    networks = [pretrain(config, data, i, device) for i in n_indices]
+    write_torch({"networks": networks}, output)
+    return networks
 
 
 def stage_trials(config: Mapping[str, Any], property_name: str, chunk: int, prepared_dir: str | Path,
@@ -97,7 +111,7 @@ def stage_trials(config: Mapping[str, Any], property_name: str, chunk: int, prep
     ``pretrain_output`` in the same form."""
     import torch
 
-    from .engine import load_property_data, pretrain, run_trials
+    from .engine import load_property_data, run_trials
     from .ensemble import resolve_device
 
     device = resolve_device(config["device"])
@@ -107,8 +121,7 @@ def stage_trials(config: Mapping[str, Any], property_name: str, chunk: int, prep
         results = [run_trials(config, data, trials, device=device)]
     else:
         if pretrain_output is not None:
-            networks = [pretrain(config, data, i, device) for i in n_indices]
-            write_torch({"networks": networks}, pretrain_output)
+            networks = _pretrain_block(config, data, n_indices, device, pretrain_output)
         else:
             networks = torch.load(pretrained, map_location="cpu", weights_only=True)["networks"]
         got = [int(state["n_index"]) for state in networks]
@@ -172,7 +185,8 @@ def stage_aggregate(config: Mapping[str, Any], trial_files: Sequence[str | Path]
     if not materials.empty:
         materials = (materials.groupby(["property", "method", "n", "m", "material"], as_index=False)
                      [["abs_error_sum", "count"]].sum())
-        materials["mean_abs_error"] = materials["abs_error_sum"] / materials["count"]
+    # the same columns with or without rows (collect joins the properties' tables under one header)
+    materials["mean_abs_error"] = materials["abs_error_sum"] / materials["count"]
     write_csv(trials, outputs["trials"])
     write_csv(summary, outputs["summary"])
     write_csv(groups, outputs["groups"])
