@@ -30,7 +30,7 @@ from .report import study_problems
 if TYPE_CHECKING:
     import torch
 
-    from .engine import PropertyData
+    from .engine import ChunkResult, PropertyData
 
 # torch (engine, ensemble) and scipy.stats (statistics) are imported by the stages that use them: a rule
 # that needs neither (prepare, featurize, fit, report, check_study) starts a second or two faster
@@ -128,9 +128,13 @@ def stage_trials(config: Mapping[str, Any], property_name: str, chunk: int, prep
         if got != list(n_indices):
             raise ValueError(f"{pretrained}: networks for grid indices {got}, this job trains {list(n_indices)}")
         results = [run_trials(config, data, trials, pretrained=state, device=device) for state in networks]
+    _write_chunk_tables(results, outputs)
+
+
+def _write_chunk_tables(results: Sequence[ChunkResult], outputs: Mapping[str, str | Path]) -> None:
+    """A training job's trial, group and material tables (its results one under the other)."""
     for key in ("trials", "groups", "materials"):
-        frames = [getattr(r, key) for r in results]
-        write_csv(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0], outputs[key])
+        write_csv(pd.concat([getattr(r, key) for r in results], ignore_index=True), outputs[key])
 
 
 def stage_multitask(config: Mapping[str, Any], property_name: str, chunk: int, n_index: int | None,
@@ -142,15 +146,15 @@ def stage_multitask(config: Mapping[str, Any], property_name: str, chunk: int, n
     data = load_pair_data(config, property_name, prepared_dir, descriptors)
     result = run_multitask_trials(config, data, chunk_trials(config, chunk), n_index=n_index,
                                   device=resolve_device(config["device"]))
-    write_csv(result.trials, outputs["trials"])
-    write_csv(result.groups, outputs["groups"])
-    write_csv(result.materials, outputs["materials"])
+    _write_chunk_tables([result], outputs)
 
 
 def _concat(paths: Sequence[str | Path], columns: list[str], unique: Sequence[str] | None = None) -> pd.DataFrame:
     """The tables one under the other; with ``unique``, a key found in two files is a :class:`DataError`
     naming them (e.g. chunk tables of an earlier layout of chunks or blocks left beside the new ones)."""
-    frames = [pd.read_csv(p, keep_default_na=False, na_values=["", "nan", "NaN"]).assign(_file=str(p)) for p in paths]
+    frames = [pd.read_csv(p, keep_default_na=False, na_values=["", "nan", "NaN"]) for p in paths]
+    if unique is not None:  # which file each row came from, for the message below
+        frames = [f.assign(_file=str(p)) for f, p in zip(frames, paths, strict=True)]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame(columns=columns)
