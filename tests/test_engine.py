@@ -3,8 +3,10 @@
 import copy
 
 import numpy as np
+import pytest
 import torch
 
+from sim2real_scaling import ensemble
 from sim2real_scaling.config import validate_config
 from sim2real_scaling.engine import PropertyData, pretrain, run_trials, trial_split
 from sim2real_scaling.ensemble import (MLPSpec, OptimizerSettings, init_parameters, predict, resolve_device,
@@ -34,19 +36,26 @@ def config(**protocol):
     return validate_config(base)
 
 
-def test_vectorised_ensemble_matches_plain_loop():
+@pytest.mark.parametrize(("activation", "weight_decay", "block_bytes"),
+                         [("relu", 0.0, None), ("tanh", 1e-3, None), ("silu", 0.0, None), ("relu", 1e-3, 1)])
+def test_vectorised_ensemble_matches_plain_loop(monkeypatch, activation, weight_decay, block_bytes):
+    """Every model gets the update torch.optim.Adam gives it alone, over 100 steps (Adam's bias correction
+    included), with each activation, with weight decay, and when a large ensemble is trained in blocks."""
     torch.manual_seed(0)
-    spec = MLPSpec(d_in=10, hidden=(16, 8))
+    spec = MLPSpec(d_in=10, hidden=(16, 8), activation=activation)
     X, y = torch.randn(80, 10), torch.randn(80)
-    seeds = [3, 4, 5, 6]
+    seeds = list(range(3, 3 + (20 if block_bytes else 4)))
+    if block_bytes:  # blocks of MIN_BLOCK models: 20 models in 3 blocks
+        monkeypatch.setattr(ensemble, "CPU_BLOCK_BYTES", block_bytes)
+        assert ensemble.block_size(len(seeds), 40, 10, spec.widths, torch.device("cpu")) < len(seeds)
     rows = torch.stack([torch.randperm(80, generator=torch.Generator().manual_seed(s))[:40] for s in seeds])
     test = torch.stack([torch.randperm(80, generator=torch.Generator().manual_seed(s))[40:] for s in seeds])
-    settings = OptimizerSettings(epochs=100, lr=3e-3)
+    settings = OptimizerSettings(epochs=100, lr=3e-3, weight_decay=weight_decay)
     init = init_parameters(spec, seeds)
-    params, _ = train_ensemble(init, X, y, rows, settings)
-    batched = predict(params, X, test)
+    params, _ = train_ensemble(init, X, y, rows, settings, activation=activation)
+    batched = predict(params, X, test, activation=activation)
     for e in range(len(seeds)):
-        model = train_single([p[e] for p in init], X, y, rows[e], settings)
+        model = train_single([p[e] for p in init], X, y, rows[e], settings, activation=activation)
         with torch.no_grad():
             single = model(X[test[e]]).squeeze(-1)
         torch.testing.assert_close(batched[e], single, rtol=1e-4, atol=1e-5)
