@@ -59,6 +59,9 @@ def _save(fig: Figure, out: str | Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [Path(f"{stem}.png"), Path(f"{stem}.svg")]
     fig.savefig(paths[0], dpi=150)
+    # The layout found for the PNG serves the SVG too: fixing it saves a second constrained-layout pass
+    # (about half the time of a many-panel figure).
+    fig.set_layout_engine("none")
     fig.savefig(paths[1])
     return paths
 
