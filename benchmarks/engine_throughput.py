@@ -1,6 +1,6 @@
 """Target 1 and 2: trial throughput of the vectorised engine, and its FLOP/s against a dense matmul.
 
-    python benchmarks/engine_throughput.py                 # CPU, chunk sizes 1 10 100 500 (~15 min on 2 cores)
+    python benchmarks/engine_throughput.py                 # CPU, chunk sizes 1 10 100 500 (~7 min; --repeats 5: ~12 min)
     python benchmarks/engine_throughput.py --quick         # ~1-2 min
     python benchmarks/engine_throughput.py --device cuda   # on a GPU (prints the device name)
 
