@@ -211,7 +211,8 @@ def main() -> None:
     cpu_cols = device.type == "cpu"
     print("\nwall clock (what a user waits for):" + ("  [CPU-time columns: the same per CPU-second of this "
                                                    "process, less sensitive to other load]" if cpu_cols else ""))
-    head = f"{'chunk':>6} {'trials/s':>9} {'vs (a)':>7} {'vs (b)':>7} {'GFLOP/s':>8} {'frac':>5} {'frac3x':>6}"
+    head = (f"{'chunk':>6} {'trials/s':>9} {'vs (a)':>7} {'vs (b)':>7} {'GFLOP/s':>8} {'frac':>5} {'range':>9} "
+            f"{'frac3x':>6}")
     print(head + (f" | {'vs (a)':>7} {'vs (b)':>7} {'frac':>5} {'frac3x':>6}" if cpu_cols else ""))
     table = []
     for C in chunks:
@@ -219,10 +220,14 @@ def main() -> None:
         va = median([r["a_wall"] / r[f"e{C}_wall"] for r in rows])
         vb = median([r["b_wall"] / r[f"e{C}_wall"] for r in rows])
         gf = median([r[f"e{C}_flops"] for r in rows])
-        frac = median([r[f"e{C}_flops"] / r["mm"] for r in rows])
+        per_repeat = [r[f"e{C}_flops"] / r["mm"] for r in rows]
+        frac = median(per_repeat)
         row = {"chunk": C, "trials_per_s": rate, "speedup_vs_plain": va, "speedup_vs_process": vb,
-               "train_flops": gf, "fraction_of_matmul": frac, "fraction_of_matmul_3x_convention": frac * conv}
-        line = f"{C:>6} {rate:>9.2f} {va:>7.2f} {vb:>7.1f} {gf / 1e9:>8.2f} {frac:>5.2f} {frac * conv:>6.2f}"
+               "train_flops": gf, "fraction_of_matmul": frac, "fraction_of_matmul_per_repeat": per_repeat,
+               "fraction_of_matmul_3x_convention": frac * conv}
+        spread = f"{min(per_repeat):.2f}-{max(per_repeat):.2f}"
+        line = (f"{C:>6} {rate:>9.2f} {va:>7.2f} {vb:>7.1f} {gf / 1e9:>8.2f} {frac:>5.2f} {spread:>9} "
+                f"{frac * conv:>6.2f}")
         if cpu_cols:
             va_c = median([r["a_cpu"] / r[f"e{C}_cpu"] for r in rows])
             vb_c = median([r["b_cpu"] / r[f"e{C}_cpu"] for r in rows])
