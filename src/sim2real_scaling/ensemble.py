@@ -214,11 +214,13 @@ class _Ensemble:
         self.grads = [torch.zeros_like(p) for p in self.params]
         self.optimizer = _Adam(self.params, self.grads, settings)
         self.widths = [h1] + [self.params[2 * layer - 1].shape[2] for layer in range(1, self.n_layers)]
-        # per layer >= 1: weights transposed (a view) and a contiguous buffer for them (faster products)
-        self._w_t = [p.transpose(1, 2) if i % 2 else p for i, p in enumerate(self.params)]
-        self._g_t = [g.transpose(1, 2) if i % 2 else g for i, g in enumerate(self.grads)]
-        self._w_t_buffers = {layer: torch.empty_like(self._w_t[2 * layer - 1], memory_format=torch.contiguous_format)
-                             for layer in range(1, self.n_layers) if self.widths[layer] > 1}
+        # layers >= 1 (weights at 2 * layer - 1): their weights and weight gradients transposed (views), and for
+        # hidden layers a contiguous buffer for the transposed weights (faster products than the strided view)
+        later = range(1, self.n_layers)
+        self._w_t = {layer: self.params[2 * layer - 1].transpose(1, 2) for layer in later}
+        self._g_t = {layer: self.grads[2 * layer - 1].transpose(1, 2) for layer in later}
+        self._w_t_buffers = {layer: torch.empty_like(self._w_t[layer], memory_format=torch.contiguous_format)
+                             for layer in later if self.widths[layer] > 1}
         self._buffers: dict[int, _StepBuffers] = {}
         self._x0: Tensor | None = None
         self._x0_t: Tensor | None = None
@@ -269,13 +271,13 @@ class _Ensemble:
         torch.mul(buf.diff, 2.0 / b, out=buf.grad_out_flat)
         for layer in range(L - 1, 0, -1):
             if self.widths[layer] == 1:  # output layer: (1 x b) @ (b x h) products and an outer product
-                torch.bmm(buf.grad_t[layer], post[layer - 1], out=self._g_t[2 * layer - 1])
+                torch.bmm(buf.grad_t[layer], post[layer - 1], out=self._g_t[layer])
                 torch.sum(grad[layer], dim=1, keepdim=True, out=gs[2 * layer])
-                torch.mul(grad[layer], self._w_t[2 * layer - 1], out=grad[layer - 1])
+                torch.mul(grad[layer], self._w_t[layer], out=grad[layer - 1])
             else:
                 torch.bmm(buf.post_t[layer - 1], grad[layer], out=gs[2 * layer - 1])
                 torch.sum(grad[layer], dim=1, keepdim=True, out=gs[2 * layer])
-                w_t = self._w_t_buffers[layer].copy_(self._w_t[2 * layer - 1])
+                w_t = self._w_t_buffers[layer].copy_(self._w_t[layer])
                 torch.bmm(grad[layer], w_t, out=grad[layer - 1])
             _activation_backward(self.activation, grad[layer - 1], pre[layer - 1], post[layer - 1],
                                  grad[layer - 1])
