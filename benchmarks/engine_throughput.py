@@ -8,7 +8,7 @@ One *trial* = one network trained on its own random 80 % of the target rows for 
 steps, then evaluated on the other 20 % (the polymer density shape by default: 223 target rows, 190
 descriptors, hidden 64-32). Measured side by side, in one run, repeated (medians reported):
 
-* engine(C):  ``sim2real_scaling.ensemble.train_ensemble`` training C trials at once (chunk size C);
+* engine(C):  ``sim2real_scaling.training.ensemble.train_ensemble`` training C trials at once (chunk size C);
 * (a) plain:  ``ensemble.train_single`` one model at a time in this process: same data, same initial
   weights, same epochs, full batch (the engine's predictions are checked against it);
 * (b) process-per-trial: a fresh ``python benchmarks/_one_trial.py`` per trial (start-up, imports, data
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (device_name, load_average, machine_record, matmul_flops, median,  # noqa: E402
                       mlp_train_flops, sync, write_json)
 
-from sim2real_scaling.ensemble import (MLPSpec, OptimizerSettings, init_parameters, predict,  # noqa: E402
+from sim2real_scaling.training.ensemble import (MLPSpec, OptimizerSettings, init_parameters, predict,  # noqa: E402
                                        resolve_device, train_ensemble, train_single)
 
 HERE = Path(__file__).resolve().parent

@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import device_name, load_average, matmul_flops, median, write_json  # noqa: E402
 
-from sim2real_scaling.ensemble import padded_width  # noqa: E402
+from sim2real_scaling.training.ensemble import padded_width  # noqa: E402
 
 
 def rate(fn, flop: float, repeats: int = 20) -> float:  # noqa: ANN001
@@ -43,7 +43,7 @@ def engine_profile(E: int, N: int, d_in: int, h: int) -> dict[str, float]:
     """Share of self CPU time per torch operator while the engine trains E models (top 8, the rest pooled)."""
     from torch.profiler import ProfilerActivity, profile
 
-    from sim2real_scaling.ensemble import MLPSpec, OptimizerSettings, init_parameters, train_ensemble
+    from sim2real_scaling.training.ensemble import MLPSpec, OptimizerSettings, init_parameters, train_ensemble
 
     g = torch.Generator().manual_seed(1)
     X, y = torch.randn(N, d_in, generator=g), torch.randn(N, generator=g)

@@ -27,8 +27,8 @@ import json, resource, sys
 import numpy as np, torch
 torch.set_num_threads(1)
 from sim2real_scaling.config import validate_config
-from sim2real_scaling.engine import PropertyData, pretrain, run_trials
-from sim2real_scaling.transforms import PropertyTransform
+from sim2real_scaling.training.runner import PropertyData, pretrain, run_trials
+from sim2real_scaling.data.transforms import PropertyTransform
 rows, d, first, count, epochs = (int(a) for a in sys.argv[1:6])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 g = np.random.default_rng(0)

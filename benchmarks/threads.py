@@ -27,7 +27,7 @@ from _common import cpu_name, load_average, median, write_json  # noqa: E402
 WORKER = r"""
 import sys, time, json, torch
 torch.set_num_threads(int(sys.argv[1]))
-from sim2real_scaling.ensemble import MLPSpec, OptimizerSettings, init_parameters, train_ensemble
+from sim2real_scaling.training.ensemble import MLPSpec, OptimizerSettings, init_parameters, train_ensemble
 C, epochs, rows, d = (int(a) for a in sys.argv[2:6])
 g = torch.Generator().manual_seed(0)
 X, y = torch.randn(rows, d, generator=g), torch.randn(rows, generator=g)

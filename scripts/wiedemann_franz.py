@@ -1,5 +1,5 @@
 # Rule wiedemann_franz (case study 3): WF classes, per-class comparison, per-compound scaling, figures.
-from sim2real_scaling.wiedemann_franz import stage_wiedemann_franz
+from sim2real_scaling.studies.wiedemann_franz import stage_wiedemann_franz
 from sim2real_scaling.workflow_script import run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

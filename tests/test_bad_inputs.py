@@ -20,10 +20,10 @@ import yaml
 
 from conftest import ROOT, run_snakemake
 from sim2real_scaling.config import ConfigError, deep_merge, load_config, validate_config
-from sim2real_scaling.descriptors import DescriptorError
-from sim2real_scaling.input_tables import DataError
+from sim2real_scaling.data.descriptors import DescriptorError
+from sim2real_scaling.data.clean import DataError
 from sim2real_scaling.stages import stage_prepare
-from sim2real_scaling.transforms import TransformError
+from sim2real_scaling.data.transforms import TransformError
 from sim2real_scaling.workflow_script import run
 
 CORPUS = ROOT / "tests" / "bad_inputs"

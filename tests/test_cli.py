@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from sim2real_scaling.cli import main
-from sim2real_scaling.tables import TableError, read_summary, read_trials
+from sim2real_scaling.analysis.tables import TableError, read_summary, read_trials
 
 NS = np.geomspace(100, 7e4, 8).round()
 MS = [50, 100, 200, 400, 601]
@@ -179,7 +179,7 @@ def test_plots_from_cli(tables: dict[str, Path], capsys: pytest.CaptureFixture[s
 
 def test_plot_names_the_source(tables: dict[str, Path], capsys: pytest.CaptureFixture[str],
                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import sim2real_scaling.plots as plots
+    import sim2real_scaling.report.figures as plots
 
     seen: dict[str, object] = {}
     monkeypatch.setattr(plots, "plot_scaling_curve", lambda *a, **kw: seen.update(kw) or [])

@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim2real_scaling.descriptors import DescriptorError
-from sim2real_scaling.descriptors.composition import (
+from sim2real_scaling.data.descriptors import DescriptorError
+from sim2real_scaling.data.descriptors.composition import (
     composition_kmd_descriptor,
     element_feature_names,
     load_element_table,
     parse_formulas,
 )
-from sim2real_scaling.descriptors.element_table import FEATURE_NAMES, FEATURES, impute_missing
+from sim2real_scaling.data.descriptors.element_table import FEATURE_NAMES, FEATURES, impute_missing
 
 G = 10
 S_DEFAULT = 1.0 / ((G - 1) * math.sqrt(2.0))  # KmdPlus sigma="auto": exp(-(f-g)^2 / h^2), h = 1/9

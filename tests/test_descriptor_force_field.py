@@ -1,4 +1,4 @@
-"""The 190-dim force-field kernel-mean descriptor (sim2real_scaling.descriptors.force_field)."""
+"""The 190-dim force-field kernel-mean descriptor (sim2real_scaling.data.descriptors.force_field)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import require_shared_data
-from sim2real_scaling.descriptors import DescriptorError
-from sim2real_scaling.descriptors.force_field import (
+from sim2real_scaling.data.descriptors import DescriptorError
+from sim2real_scaling.data.descriptors.force_field import (
     ELEMENT_MASSES,
     ELEMENTS,
     default_kernel_width,
@@ -197,7 +197,7 @@ def test_untypeable_or_invalid_raises_naming_it(smiles: str, reason: str) -> Non
 
 
 def test_registry_set() -> None:
-    from sim2real_scaling.descriptors.registry import compute_descriptors
+    from sim2real_scaling.data.descriptors.registry import compute_descriptors
 
     values, names = compute_descriptors("force_field", [PE, "CCO"])
     assert values.shape == (2, 190) and names == descriptor_names()

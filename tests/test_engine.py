@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from sim2real_scaling import ensemble
+from sim2real_scaling.training import ensemble
 from sim2real_scaling.config import validate_config
-from sim2real_scaling.engine import PropertyData, pretrain, run_trials, trial_split
-from sim2real_scaling.ensemble import (MLPSpec, OptimizerSettings, init_parameters, predict, resolve_device,
+from sim2real_scaling.training.runner import PropertyData, pretrain, run_trials, trial_split
+from sim2real_scaling.training.ensemble import (MLPSpec, OptimizerSettings, init_parameters, predict, resolve_device,
                                        train_ensemble, train_single)
-from sim2real_scaling.transforms import PropertyTransform
+from sim2real_scaling.data.transforms import PropertyTransform
 
 
 def synthetic_property(seed=0, ns=300, nt=60, d=12) -> PropertyData:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim2real_scaling.descriptors import DescriptorError
-from sim2real_scaling.features import DescriptorStore, featurize
+from sim2real_scaling.data.descriptors import DescriptorError
+from sim2real_scaling.data.features import DescriptorStore, featurize
 
 RDKIT = {"set": "rdkit"}
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim2real_scaling.groups import TABLE_COLUMNS, fit_group_scaling, fit_group_scaling_summary, rank_groups
-from sim2real_scaling.tables import Z90, TableError, validate_group_trials
+from sim2real_scaling.analysis.groups import TABLE_COLUMNS, fit_group_scaling, fit_group_scaling_summary, rank_groups
+from sim2real_scaling.analysis.tables import Z90, TableError, validate_group_trials
 
 NS = np.geomspace(100, 1e4, 8).round()
 GROUPS = {"steep": (0.5, 0.4, 0.02), "medium": (0.4, 0.2, 0.01), "flat": (0.3, 0.05, 0.0)}

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from sim2real_scaling.input_tables import DataError, canonical_smiles, clean_table
+from sim2real_scaling.data.clean import DataError, canonical_smiles, clean_table
 
 
 def write(tmp_path, rows, name="t.csv"):

@@ -30,9 +30,9 @@ import yaml
 
 from conftest import ROOT, SNAKEMAKE, run_snakemake
 from sim2real_scaling.io import atomic_path, write_csv
-from sim2real_scaling.report import study_problems
+from sim2real_scaling.report.content import study_problems
 from sim2real_scaling.stages import StudyIncomplete, stage_aggregate, stage_check_study
-from sim2real_scaling.synthetic import generate_benchmark
+from sim2real_scaling.data.synthetic import generate_benchmark
 from sim2real_scaling.workflow_script import run
 
 STUDY = "micro"
@@ -328,8 +328,8 @@ def test_check_study_writes_complete_json_or_exits_1_with_one_line(tmp_path, mon
 
 def test_diverging_training_is_recorded_not_raised(tmp_path):
     """A NaN loss gives status 'diverged' and NaN MAE; aggregation counts it in summary.failed."""
-    from sim2real_scaling.engine import PropertyData, run_trials
-    from sim2real_scaling.transforms import PropertyTransform
+    from sim2real_scaling.training.runner import PropertyData, run_trials
+    from sim2real_scaling.data.transforms import PropertyTransform
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 5)).astype(np.float32)

@@ -14,10 +14,10 @@ import torch
 import yaml
 
 from sim2real_scaling.config import ConfigError, validate_config
-from sim2real_scaling.engine import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS
-from sim2real_scaling.features import DescriptorStore
-from sim2real_scaling.input_tables import DataError
-from sim2real_scaling.multitask import (
+from sim2real_scaling.training.runner import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS
+from sim2real_scaling.data.features import DescriptorStore
+from sim2real_scaling.data.clean import DataError
+from sim2real_scaling.training.multitask import (
     Batch,
     MultitaskSettings,
     MultitaskSpec,
@@ -35,7 +35,7 @@ from sim2real_scaling.multitask import (
     train_multitask,
     trial_rows,
 )
-from sim2real_scaling.transforms import PropertyTransform
+from sim2real_scaling.data.transforms import PropertyTransform
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from sim2real_scaling.planning import (
+from sim2real_scaling.analysis.decisions import (
     marginal_rate_1d,
     marginal_rate_surface,
     plan_for_budget,
@@ -16,8 +16,8 @@ from sim2real_scaling.planning import (
     required_n,
     substitution_rate,
 )
-from sim2real_scaling.scaling_law import PowerLawFit, fit_power_law_bootstrap
-from sim2real_scaling.surface import SurfaceFit, fit_surface_bootstrap, surface
+from sim2real_scaling.analysis.laws import PowerLawFit, fit_power_law_bootstrap
+from sim2real_scaling.analysis.surface import SurfaceFit, fit_surface_bootstrap, surface
 
 # Published density surface: R(n, m) = (0.0192 + 0.338 n^-0.265) m^-0.239 + 0.0535
 DENSITY = SurfaceFit.from_params(A=0.338, alpha=0.265, B=0.0192, beta=0.239, eps=0.0535)

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim2real_scaling.groups import fit_group_scaling
-from sim2real_scaling.planning import plan_for_target
-from sim2real_scaling.plots import (
+from sim2real_scaling.analysis.groups import fit_group_scaling
+from sim2real_scaling.analysis.decisions import plan_for_target
+from sim2real_scaling.report.figures import (
     bootstrap_figure,
     group_panels_figure,
     indifference_figure,
@@ -24,9 +24,9 @@ from sim2real_scaling.plots import (
     surface_curves_figure,
     tex_law,
 )
-from sim2real_scaling.scaling_law import PowerLawFit, fit_power_law_bootstrap
-from sim2real_scaling.surface import fit_surface_bootstrap
-from sim2real_scaling.tables import validate_group_trials, validate_summary
+from sim2real_scaling.analysis.laws import PowerLawFit, fit_power_law_bootstrap
+from sim2real_scaling.analysis.surface import fit_surface_bootstrap
+from sim2real_scaling.analysis.tables import validate_group_trials, validate_summary
 
 NS = np.geomspace(100, 7e4, 8).round()
 MS = [50.0, 150.0, 600.0]

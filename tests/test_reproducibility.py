@@ -21,9 +21,9 @@ import torch
 import yaml
 
 from sim2real_scaling.config import chunk_trials, validate_config
-from sim2real_scaling.engine import load_property_data, pretrain, run_trials, trial_split
+from sim2real_scaling.training.runner import load_property_data, pretrain, run_trials, trial_split
 from sim2real_scaling.stages import environment_record, set_threads, stage_featurize, stage_prepare, stage_record_run
-from sim2real_scaling.synthetic import generate_benchmark
+from sim2real_scaling.data.synthetic import generate_benchmark
 
 CPU = torch.device("cpu")
 TRIALS = list(range(6))
@@ -96,7 +96,7 @@ def test_same_seed_gives_bit_identical_maes_across_processes(study, tmp_path):
         "import json, sys, torch\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from test_reproducibility import make_config, sweep, TRIALS\n"
-        "from sim2real_scaling.engine import load_property_data\n"
+        "from sim2real_scaling.training.runner import load_property_data\n"
         "from pathlib import Path\n"
         "folder = Path(sys.argv[2])\n"
         "config = make_config(folder)\n"

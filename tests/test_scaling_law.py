@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from sim2real_scaling.scaling_law import (
+from sim2real_scaling.analysis.laws import (
     PowerLawFit,
     RequiredX,
     fit_power_law,

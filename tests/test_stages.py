@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from sim2real_scaling.config import validate_config
-from sim2real_scaling.input_tables import DataError
+from sim2real_scaling.data.clean import DataError
 from sim2real_scaling.stages import (set_threads, stage_aggregate, stage_analyse, stage_collect, stage_featurize,
                                      stage_prepare, stage_pretrain, stage_trials)
-from sim2real_scaling.synthetic import generate_benchmark
+from sim2real_scaling.data.synthetic import generate_benchmark
 
 PROPERTIES = ("density", "tg")
 TABLES = ("trials", "summary", "groups", "materials")

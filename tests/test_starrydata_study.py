@@ -16,7 +16,7 @@ import pytest
 
 from conftest import ROOT, require_shared_data, run_snakemake
 from sim2real_scaling.config import load_config
-from sim2real_scaling.wiedemann_franz import NON_WF, WF, stage_wiedemann_franz
+from sim2real_scaling.studies.wiedemann_franz import NON_WF, WF, stage_wiedemann_franz
 
 FORWARD = ROOT / "config" / "starrydata.yaml"
 REVERSE = ROOT / "config" / "starrydata_reverse.yaml"

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from sim2real_scaling.scaling_law import required_x
-from sim2real_scaling.surface import SurfaceFit, fit_surface, fit_surface_bootstrap, runs_test, surface
+from sim2real_scaling.analysis.laws import required_x
+from sim2real_scaling.analysis.surface import SurfaceFit, fit_surface, fit_surface_bootstrap, runs_test, surface
 
 # the published density surface (Minami et al. 2025)
 TRUE = {"A": 0.338, "alpha": 0.265, "B": 0.0192, "beta": 0.239, "eps": 0.0535}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sim2real_scaling.transforms import PropertyTransform, TransformError
+from sim2real_scaling.data.transforms import PropertyTransform, TransformError
 
 VALUES = np.array([0.5, 1.0, 2.0, 8.0, 30.0, 120.0])
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from sim2real_scaling.config import ConfigError
-from sim2real_scaling.wiedemann_franz import (
+from sim2real_scaling.studies.wiedemann_franz import (
     LORENZ_NUMBER,
     MIDDLE,
     NON_WF,

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .groups import fit_group_scaling
-from .planning import (
+from sim2real_scaling.analysis.groups import fit_group_scaling
+from sim2real_scaling.analysis.decisions import (
     MarginalRate,
     marginal_rate_1d,
     marginal_rate_surface,
@@ -34,14 +34,14 @@ from .planning import (
     plan_for_target,
     required_n,
 )
-from .scaling_law import (
+from sim2real_scaling.analysis.laws import (
     PowerLawFit,
     _finite_or_none,
     fit_power_law_bootstrap,
     fit_power_law_summary,
 )
-from .surface import SurfaceFit, fit_surface_bootstrap, fit_surface_summary
-from .tables import (
+from sim2real_scaling.analysis.surface import SurfaceFit, fit_surface_bootstrap, fit_surface_summary
+from sim2real_scaling.analysis.tables import (
     TableError,
     curve,
     read_group_trials,
@@ -242,7 +242,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.surface:
         _, surf = _fit_surf(args, rows, trials)
         if args.plot:
-            from .plots import plot_surface_curves
+            from sim2real_scaling.report.figures import plot_surface_curves
 
             plot_surface_curves(rows, surf, prop, out=args.plot, unit=args.unit, source=args.source_label)
         _emit(args, {"property": prop, "kind": "surface", "fit": surf.to_dict()},
@@ -259,7 +259,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     other = "m" if vary == "n" else "n"
     what = f"R({vary}) = D {vary}^-alpha + C at {other} = {fixed_used:g} ({method})"
     if args.plot and vary == "n":
-        from .plots import plot_scaling_curve
+        from sim2real_scaling.report.figures import plot_scaling_curve
 
         plot_scaling_curve(rows, fit, prop, fixed_used, out=args.plot, unit=args.unit, source=args.source_label)
     _emit(args, {"property": prop, "kind": "law", "vary": vary, other: fixed_used, "method": method,
@@ -395,7 +395,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if plan.message:
         lines.append(f"note: {plan.message}")
     if args.plot:
-        from .plots import plot_indifference_curves
+        from sim2real_scaling.report.figures import plot_indifference_curves
 
         plot_indifference_curves(surf, out=args.plot, plan=plan, unit=args.unit, source=args.source_label)
     _emit(args, {"property": prop, "plan": plan.to_dict(), "surface": surf.to_dict()},
@@ -410,7 +410,7 @@ def _cmd_groups(args: argparse.Namespace) -> int:
                             paired=args.paired, source=args.group_trials)
     table = res.table if args.top is None else res.table.head(args.top)
     if args.plot:
-        from .plots import plot_group_panels
+        from sim2real_scaling.report.figures import plot_group_panels
 
         plot_group_panels(res, out=args.plot, unit=args.unit, source=args.source_label)
     ci = _ci_pct(args.ci)

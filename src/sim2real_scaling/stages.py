@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .config import chunk_trials
-from .features import cache_file, featurize
-from .input_tables import DataError
-from .io import atomic_path, read_json, write_csv, write_json, write_torch
-from .prepare import prepare_property
-from .report import study_problems
+from sim2real_scaling.config import chunk_trials
+from sim2real_scaling.data.features import cache_file, featurize
+from sim2real_scaling.data.clean import DataError
+from sim2real_scaling.io import atomic_path, read_json, write_csv, write_json, write_torch
+from sim2real_scaling.data.prepare import prepare_property
+from sim2real_scaling.report.content import study_problems
 
 if TYPE_CHECKING:
     import torch
 
-    from .engine import ChunkResult, PropertyData
+    from sim2real_scaling.training.runner import ChunkResult, PropertyData
 
 # torch (engine, ensemble) and scipy.stats (statistics) are imported by the stages that use them: a rule
 # that needs neither (prepare, featurize, fit, report, check_study) starts a second or two faster
@@ -48,7 +48,7 @@ def set_threads(threads: int) -> None:
 
 
 def stage_synthesize(config: Mapping[str, Any]) -> None:
-    from .synthetic import generate_benchmark
+    from sim2real_scaling.data.synthetic import generate_benchmark
 
     synth = config["synthetic"]
     sizes = generate_benchmark(seed=config["seed"], n_source=synth["n_source"], n_target=synth["n_target"],
@@ -85,8 +85,8 @@ def stage_featurize(config: Mapping[str, Any], prepared_tables: Sequence[str | P
 def stage_pretrain(config: Mapping[str, Any], property_name: str, n_indices: Sequence[int], prepared_dir: str | Path,
                    descriptors: str | Path, output: str | Path) -> None:
     """Pretrain the network(s) of one property at each grid n[i] of ``n_indices`` (one training job's n)."""
-    from .engine import load_property_data
-    from .ensemble import resolve_device
+    from sim2real_scaling.training.runner import load_property_data
+    from sim2real_scaling.training.ensemble import resolve_device
 
     data = load_property_data(config, property_name, prepared_dir, descriptors)
     _pretrain_block(config, data, n_indices, resolve_device(config["device"]), output)
@@ -95,7 +95,7 @@ def stage_pretrain(config: Mapping[str, Any], property_name: str, n_indices: Seq
 def _pretrain_block(config: Mapping[str, Any], data: PropertyData, n_indices: Sequence[int], device: torch.device,
                     output: str | Path) -> list[dict[str, Any]]:
     """The pretrained networks at each grid n[i] of ``n_indices``, saved to ``output`` (the pretrain file)."""
-    from .engine import pretrain
+    from sim2real_scaling.training.runner import pretrain
 
     networks = [pretrain(config, data, i, device) for i in n_indices]
     write_torch({"networks": networks}, output)
@@ -111,8 +111,8 @@ def stage_trials(config: Mapping[str, Any], property_name: str, chunk: int, prep
     ``pretrain_output`` in the same form."""
     import torch
 
-    from .engine import load_property_data, run_trials
-    from .ensemble import resolve_device
+    from sim2real_scaling.training.runner import load_property_data, run_trials
+    from sim2real_scaling.training.ensemble import resolve_device
 
     device = resolve_device(config["device"])
     data = load_property_data(config, property_name, prepared_dir, descriptors)
@@ -140,8 +140,8 @@ def _write_chunk_tables(results: Sequence[ChunkResult], outputs: Mapping[str, st
 def stage_multitask(config: Mapping[str, Any], property_name: str, chunk: int, n_index: int | None,
                     prepared_dir: str | Path, descriptors: str | Path, outputs: Mapping[str, str | Path]) -> None:
     """Train one chunk of trials of the multitask model (transfer at grid n[n_index], or direct when None)."""
-    from .ensemble import resolve_device
-    from .multitask import load_pair_data, run_multitask_trials
+    from sim2real_scaling.training.ensemble import resolve_device
+    from sim2real_scaling.training.multitask import load_pair_data, run_multitask_trials
 
     data = load_pair_data(config, property_name, prepared_dir, descriptors)
     result = run_multitask_trials(config, data, chunk_trials(config, chunk), n_index=n_index,
@@ -176,8 +176,8 @@ def _concat(paths: Sequence[str | Path], columns: list[str], unique: Sequence[st
 
 def stage_aggregate(config: Mapping[str, Any], trial_files: Sequence[str | Path], group_files: Sequence[str | Path],
                     material_files: Sequence[str | Path], outputs: Mapping[str, str | Path]) -> None:
-    from .engine import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS
-    from .statistics import summarize
+    from sim2real_scaling.training.runner import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS
+    from sim2real_scaling.analysis.summary import summarize
 
     keys = ["property", "method", "n", "m", "trial"]
     trials = _concat(trial_files, TRIAL_COLUMNS, unique=keys).sort_values(keys)
@@ -218,7 +218,7 @@ def environment_record() -> dict[str, Any]:
 def stage_record_run(config: Mapping[str, Any], output_config: str | Path, output_env: str | Path) -> None:
     import yaml
 
-    from .io import write_text
+    from sim2real_scaling.io import write_text
 
     write_text(yaml.safe_dump(dict(config), sort_keys=False), output_config)
     write_json(environment_record(), output_env)
@@ -233,8 +233,8 @@ def stage_analyse(config: Mapping[str, Any], inputs: Mapping[str, str | Path], f
                   figures_dir: str | Path, properties: Sequence[str] | None = None) -> None:
     """Fit every law of the study, or of the given ``properties`` only (fits.json), and draw the figures
     (PNG + SVG)."""
-    from . import plots
-    from .study_analysis import analyse_study
+    from sim2real_scaling.report import figures as plots
+    from sim2real_scaling.analysis.study import analyse_study
 
     if properties is not None:
         config = {**config, "properties": {name: config["properties"][name] for name in properties}}
@@ -314,7 +314,7 @@ def stage_collect(config: Mapping[str, Any], per_property: Mapping[str, Mapping[
 
 
 def stage_report(config: Mapping[str, Any], inputs: Mapping[str, str | Path], outputs: Mapping[str, str | Path]) -> None:
-    from .report import write_report
+    from sim2real_scaling.report.content import write_report
 
     write_report(config, inputs, outputs)
 

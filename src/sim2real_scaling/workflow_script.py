@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .config import ConfigError
-from .input_tables import DataError
-from .descriptors import DescriptorError
-from .transforms import TransformError
+from sim2real_scaling.config import ConfigError
+from sim2real_scaling.data.clean import DataError
+from sim2real_scaling.data.descriptors import DescriptorError
+from sim2real_scaling.data.transforms import TransformError
 
 # errors caused by the user's input or config: reported in one line, without a traceback
 USER_ERRORS = (ConfigError, DataError, DescriptorError, TransformError)
@@ -29,7 +29,7 @@ def run(snakemake: Any, stage: Callable[[dict[str, Any]], None]) -> None:
     """Run ``stage(config)`` inside a Snakemake ``script:`` job."""
     log_file = snakemake.log[0] if len(snakemake.log) else None
     setup_logging(log_file)
-    from .stages import StudyIncomplete, set_threads
+    from sim2real_scaling.stages import StudyIncomplete, set_threads
 
     set_threads(snakemake.threads)
     start = time.perf_counter()

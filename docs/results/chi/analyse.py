@@ -30,9 +30,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sim2real_scaling.planning import marginal_rate_1d  # noqa: E402
-from sim2real_scaling.scaling_law import fit_power_law_bootstrap  # noqa: E402
-from sim2real_scaling.tables import curve, trial_ids_by_point, trials_by_point  # noqa: E402
+from sim2real_scaling.analysis.decisions import marginal_rate_1d  # noqa: E402
+from sim2real_scaling.analysis.laws import fit_power_law_bootstrap  # noqa: E402
+from sim2real_scaling.analysis.tables import curve, trial_ids_by_point, trials_by_point  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError, resolve_m_grid, resolve_n_grid
-from .input_tables import KEY, VALUE, CleanTable, DataError, clean_table
-from .io import write_csv, write_json
-from .transforms import TransformError, fit_source_target
+from sim2real_scaling.config import ConfigError, resolve_m_grid, resolve_n_grid
+from sim2real_scaling.data.clean import KEY, VALUE, CleanTable, DataError, clean_table
+from sim2real_scaling.io import write_csv, write_json
+from sim2real_scaling.data.transforms import TransformError, fit_source_target
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _carry_classes(source: pd.DataFrame, target: pd.DataFrame, columns: list[str
 def prepare_property(config: Mapping[str, Any], name: str, out_dir: str | Path) -> dict[str, Any]:
     """Clean, transform and grid one property; write the prepared files; return a short summary."""
     if config["input_kind"] == "smiles_pair" or config["transfer"] == "multitask":
-        from .multitask import prepare_pair_property  # polymer-solvent pairs (multitask chi study)
+        from sim2real_scaling.training.multitask import prepare_pair_property  # polymer-solvent pairs (multitask chi study)
 
         return prepare_pair_property(config, name, out_dir)
     prop = config["properties"][name]
@@ -62,7 +62,7 @@ def prepare_property(config: Mapping[str, Any], name: str, out_dir: str | Path) 
                          extra_columns=[c for c in group_columns if c in _columns_of(tgt_spec["path"])])
     src, tgt = source.table, target.table
     if config.get("wiedemann_franz"):  # case study 3: WF class per compound (a group column), from raw values
-        from .wiedemann_franz import add_wf_columns
+        from sim2real_scaling.studies.wiedemann_franz import add_wf_columns
 
         src, tgt = add_wf_columns(src, tgt, config["wiedemann_franz"], paths=(source.path, target.path))
     if prop.get("scale", "linear") == "log10":

@@ -382,7 +382,7 @@ def summary_standard_errors(summary: pd.DataFrame) -> np.ndarray:
     ``mae_sd / sqrt(trials)`` where ``mae_sd`` is present and finite (the trial-level SD), else the
     half-width of the 90% CI divided by :data:`Z90` (the CI is a bootstrap interval of the mean,
     close to normal for hundreds of trials). NaN where neither is known; fitting code replaces
-    missing or zero SEs (see :mod:`sim2real_scaling.scaling_law`).
+    missing or zero SEs (see :mod:`sim2real_scaling.analysis.laws`).
     """
     half = (summary["mae_ci_high"].to_numpy(float) - summary["mae_ci_low"].to_numpy(float)) / 2.0
     se = half / Z90

@@ -49,15 +49,15 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .config import ConfigError, resolve_m_grid, resolve_n_grid
-from .engine import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS, ChunkResult
-from .ensemble import ACTIVATIONS, resolve_device
-from .features import DescriptorStore, design_matrix
-from .input_tables import (VALUE, CleanTable, DataError, _rejection, apply_row_filter, canonical_smiles,
+from sim2real_scaling.config import ConfigError, resolve_m_grid, resolve_n_grid
+from sim2real_scaling.training.runner import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS, ChunkResult
+from sim2real_scaling.training.ensemble import ACTIVATIONS, resolve_device
+from sim2real_scaling.data.features import DescriptorStore, design_matrix
+from sim2real_scaling.data.clean import (VALUE, CleanTable, DataError, _rejection, apply_row_filter, canonical_smiles,
                            read_csv_checked)
-from .io import read_json, write_csv, write_json
-from .seeding import rng, torch_seed
-from .transforms import PropertyTransform, TransformError, fit_source_target
+from sim2real_scaling.io import read_json, write_csv, write_json
+from sim2real_scaling.seeding import rng, torch_seed
+from sim2real_scaling.data.transforms import PropertyTransform, TransformError, fit_source_target
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def prepare_pair_property(config: Mapping[str, Any], name: str, out_dir: str | P
     """The prepare stage for ``input_kind: smiles_pair``: the pair-table analogue of
     :func:`~.prepare.prepare_property` (same files, same grid.json keys, plus ``n_source_pool``: the
     smallest number of simulated rows any trial may train on)."""
-    from .prepare import _columns_of, split_sizes
+    from sim2real_scaling.data.prepare import _columns_of, split_sizes
 
     check_multitask_config(config)
     prop = config["properties"][name]

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .ensemble import MLPSpec, OptimizerSettings, init_parameters, predict, resolve_device, train_ensemble
-from .features import DescriptorStore, design_matrix
-from .io import read_json
-from .seeding import rng, torch_seed
-from .transforms import PropertyTransform
+from sim2real_scaling.training.ensemble import MLPSpec, OptimizerSettings, init_parameters, predict, resolve_device, train_ensemble
+from sim2real_scaling.data.features import DescriptorStore, design_matrix
+from sim2real_scaling.io import read_json
+from sim2real_scaling.seeding import rng, torch_seed
+from sim2real_scaling.data.transforms import PropertyTransform
 
 log = logging.getLogger(__name__)
 

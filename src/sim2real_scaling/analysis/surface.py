@@ -4,7 +4,7 @@ n = simulated (source) samples, m = experimental training samples, R = mean test
 units). A, alpha, B, beta, eps >= 0 and eps <= the smallest observed mean. At fixed m the surface is
 the 1-D law with ``D = A m^-beta`` and ``C = B m^-beta + eps`` (:meth:`SurfaceFit.law_at_m`).
 
-Weighting is the same as :mod:`sim2real_scaling.scaling_law` (default linear space, residuals
+Weighting is the same as :mod:`sim2real_scaling.analysis.laws` (default linear space, residuals
 divided by the SE of each mean; ``space="log"`` for log residuals), for the same reasons.
 
 Fitting: variable projection on a grid of (alpha, beta) - for each pair the model is linear in
@@ -40,7 +40,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 from scipy.stats import norm
 
-from .scaling_law import (
+from sim2real_scaling.analysis.laws import (
     SPACES,
     PowerLawFit,
     _finite_or_none,
@@ -362,7 +362,7 @@ class SurfaceFit:
     def law_at_m(self, m: float) -> PowerLawFit:
         """The 1-D law in n at fixed m: ``D = A m^-beta``, ``C = B m^-beta + eps``.
 
-        Bootstrap samples are transformed too, so :func:`~sim2real_scaling.scaling_law.required_x`
+        Bootstrap samples are transformed too, so :func:`~sim2real_scaling.analysis.laws.required_x`
         gives an interval for the n needed at this m.
         """
         if not self.ok:
@@ -705,7 +705,7 @@ def fit_surface_bootstrap(
         n_boot: resamples (0 = none). seed: ``numpy.random.default_rng`` seed. ci: interval level.
         space, exp_max, r2_min, chi2_dof_max, runs_p_min: see :func:`fit_surface`.
         paired, trial_ids: resample trials jointly across grid points (see
-            :func:`~sim2real_scaling.scaling_law.resample_means`); default within each point.
+            :func:`~sim2real_scaling.analysis.laws.resample_means`); default within each point.
 
     Returns:
         :class:`SurfaceFit` with SE = SD/sqrt(trials) weights and bootstrap intervals.

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .seeding import rng
+from sim2real_scaling.seeding import rng
 
 SUMMARY_KEYS = ["property", "method", "n", "m"]
 

@@ -22,11 +22,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter
 
-from .groups import GroupScaling
-from .planning import Plan
-from .scaling_law import PowerLawFit
-from .surface import SurfaceFit
-from .tables import TableError, curve, select_property
+from sim2real_scaling.analysis.groups import GroupScaling
+from sim2real_scaling.analysis.decisions import Plan
+from sim2real_scaling.analysis.laws import PowerLawFit
+from sim2real_scaling.analysis.surface import SurfaceFit
+from sim2real_scaling.analysis.tables import TableError, curve, select_property
 
 __all__ = [
     "plot_scaling_curve",
@@ -268,7 +268,7 @@ def plot_indifference_curves(
         fit: fitted surface.
         out: output path stem.
         levels: MAE levels r (property units); default five levels spanning the fitted range.
-        plan: a :class:`~sim2real_scaling.planning.Plan`; its cost line ``c_n n + c_m m = cost``
+        plan: a :class:`~sim2real_scaling.analysis.decisions.Plan`; its cost line ``c_n n + c_m m = cost``
             and optimum are drawn (and its target level added).
         n_range, m_range: axis ranges (default: the fitted ranges widened to include the plan).
         unit: property unit. source: what one source row is (the n axis reads "Number of <source> n").
@@ -355,7 +355,7 @@ def plot_group_panels(
     mean as a red line; the panel title gives rank, group, alpha and C.
 
     Args:
-        scaling: result of :func:`~sim2real_scaling.groups.fit_group_scaling`.
+        scaling: result of :func:`~sim2real_scaling.analysis.groups.fit_group_scaling`.
         out: output path stem. unit: property unit. source: what one source row is (the n axis
             reads "Number of <source> n"). max_groups: panels drawn (top ranks).
         ncols: panels per row. title: custom figure title.

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from .io import read_json, write_text
+from sim2real_scaling.io import read_json, write_text
 
 
 @dataclass

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .groups import GroupScaling, fit_group_scaling
-from .planning import Plan, marginal_rate_1d, marginal_rate_surface, plan_for_target
-from .scaling_law import PowerLawFit, fit_power_law_bootstrap
-from .seeding import rng
-from .surface import SurfaceFit, fit_surface_bootstrap
-from .tables import TableError, curve, trial_ids_by_point, trials_by_point
+from sim2real_scaling.analysis.groups import GroupScaling, fit_group_scaling
+from sim2real_scaling.analysis.decisions import Plan, marginal_rate_1d, marginal_rate_surface, plan_for_target
+from sim2real_scaling.analysis.laws import PowerLawFit, fit_power_law_bootstrap
+from sim2real_scaling.seeding import rng
+from sim2real_scaling.analysis.surface import SurfaceFit, fit_surface_bootstrap
+from sim2real_scaling.analysis.tables import TableError, curve, trial_ids_by_point, trials_by_point
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import ConfigError
-from .input_tables import KEY, VALUE, DataError
+from sim2real_scaling.config import ConfigError
+from sim2real_scaling.data.clean import KEY, VALUE, DataError
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +322,7 @@ def plot_class_scaling(groups: pd.DataFrame, summary: pd.DataFrame, fits: Mappin
                        column: str, *, unit: str, out: str | Path) -> list[Path]:
     """The paper's Fig. 6d: mean test MAE vs n of the WF and non-WF subsets (and the rest), with the
     per-class fitted laws (fits.json) dashed and each class's direct-learning MAE as a flat line."""
-    from .scaling_law import PowerLawFit
+    from sim2real_scaling.analysis.laws import PowerLawFit
 
     g = groups[(groups["property"] == property) & (groups["group_by"] == column)]
     m_max = float(g.loc[g["method"] == "transfer", "m"].max())
@@ -437,7 +437,7 @@ def stage_wiedemann_franz(config: Mapping[str, Any], inputs: Mapping[str, Any], 
     ``groups`` (group_trials.csv), ``materials`` (material_errors.csv), ``fits`` (fits.json).
     ``outputs``: ``json``, ``compounds`` (per-compound table, all properties), ``figures`` (a folder).
     """
-    from .io import read_json, write_csv, write_json
+    from sim2real_scaling.io import read_json, write_csv, write_json
 
     settings = config["wiedemann_franz"]
     column = settings["column"]

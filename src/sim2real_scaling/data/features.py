@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import settings_digest
-from .descriptors import DescriptorError
-from .descriptors.registry import compute_descriptors
-from .io import write_npz
+from sim2real_scaling.config import settings_digest
+from sim2real_scaling.data.descriptors import DescriptorError
+from sim2real_scaling.data.descriptors.registry import compute_descriptors
+from sim2real_scaling.io import write_npz
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import write_csv
-from .seeding import rng
+from sim2real_scaling.io import write_csv
+from sim2real_scaling.seeding import rng
 
 VINYL_SIDE_GROUPS = (
     "C", "CC", "CCC", "CCCC", "CC(C)C", "c1ccccc1", "c1ccc(C)cc1", "c1ccc(Cl)cc1", "c1ccc(OC)cc1", "Cl", "F",
@@ -59,7 +59,7 @@ def polymer_pool() -> pd.DataFrame:
 
 
 def _descriptor_frame(smiles: list[str]) -> pd.DataFrame:
-    from .descriptors.rdkit_set import rdkit_descriptors
+    from sim2real_scaling.data.descriptors.rdkit_set import rdkit_descriptors
 
     values, names = rdkit_descriptors(smiles, basic=True)
     frame = pd.DataFrame(values, columns=names)
@@ -78,7 +78,7 @@ def _descriptor_frame(smiles: list[str]) -> pd.DataFrame:
 
 def structure_term(d: pd.DataFrame) -> np.ndarray:
     """g(x): a fixed (seed-independent) random tanh network of the basic descriptors, standardized."""
-    from .descriptors.rdkit_set import BASIC
+    from sim2real_scaling.data.descriptors.rdkit_set import BASIC
 
     z = d[list(BASIC)].to_numpy(dtype=float)
     z = (z - z.mean(axis=0)) / np.where(z.std(axis=0) > 0, z.std(axis=0), 1.0)

@@ -121,7 +121,7 @@ def canonical_smiles(smiles: Sequence[Any]) -> tuple[list[str | None], list[str 
 
 def canonical_formulas(formulas: Sequence[Any]) -> tuple[list[str | None], list[str | None]]:
     """A canonical composition string (elements sorted, atomic fractions to 6 digits) per formula."""
-    from .descriptors.composition import load_element_table, parse_formulas
+    from sim2real_scaling.data.descriptors.composition import load_element_table, parse_formulas
 
     texts = [f if isinstance(f, str) else "" for f in formulas]
     fractions, reasons = parse_formulas(texts)

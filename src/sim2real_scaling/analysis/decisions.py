@@ -4,7 +4,7 @@ Marginal rate of substitution (MRS) at (n, m): along an indifference curve R(n, 
 
     dm/dn = -(dR/dn) / (dR/dm)      and      simulations worth one experiment = (dR/dm) / (dR/dn),
 
-from the surface (:class:`~sim2real_scaling.surface.SurfaceFit`) or - when the surface does not hold,
+from the surface (:class:`~sim2real_scaling.analysis.surface.SurfaceFit`) or - when the surface does not hold,
 as in the paper's chi study - from two 1-D laws: R(n) at fixed m and R(m) at fixed n.
 
 Planner: with cost ``c_n`` per simulation and ``c_m`` per experiment (any common currency),
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from .scaling_law import PowerLawFit, RequiredX, _finite_or_none, _interval, required_x
-from .surface import SurfaceFit
+from sim2real_scaling.analysis.laws import PowerLawFit, RequiredX, _finite_or_none, _interval, required_x
+from sim2real_scaling.analysis.surface import SurfaceFit
 
 __all__ = [
     "MarginalRate",
@@ -169,7 +169,7 @@ def required_n(
         ci: interval level.
 
     Returns:
-        :class:`~sim2real_scaling.scaling_law.RequiredX` (``inf`` / ``reachable=False`` when the
+        :class:`~sim2real_scaling.analysis.laws.RequiredX` (``inf`` / ``reachable=False`` when the
         target is at or below the floor ``C = B m^-beta + eps``).
     """
     if isinstance(fit, SurfaceFit):

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .scaling_law import PowerLawFit, fit_power_law_bootstrap, fit_power_law_summary
-from .tables import Z90, TableError, select_property, summary_standard_errors
+from sim2real_scaling.analysis.laws import PowerLawFit, fit_power_law_bootstrap, fit_power_law_summary
+from sim2real_scaling.analysis.tables import Z90, TableError, select_property, summary_standard_errors
 
 __all__ = [
     "GroupScaling",
@@ -44,7 +44,7 @@ class GroupScaling:
     """Per-group fits of one property at one m.
 
     ``table``: ranked DataFrame with :data:`TABLE_COLUMNS` (MAEs in property units).
-    ``fits``: group -> :class:`~sim2real_scaling.scaling_law.PowerLawFit`.
+    ``fits``: group -> :class:`~sim2real_scaling.analysis.laws.PowerLawFit`.
     ``curves``: DataFrame ``group, n, mae_mean, mae_ci_low, mae_ci_high, trials`` (normal-approx.
     90% band of the mean, for plotting). ``direct``: group -> mean direct-learning MAE (if present).
     """
@@ -138,13 +138,13 @@ def fit_group_scaling(
     """Fit the 1-D law in n for every group of a validated ``group_trials`` table.
 
     Args:
-        group_trials: validated table (:func:`~sim2real_scaling.tables.read_group_trials`).
+        group_trials: validated table (:func:`~sim2real_scaling.analysis.tables.read_group_trials`).
         property: which property (needed when several are present).
         group_by: which grouping (needed when several are present, e.g. class and compound).
         m: the fixed experimental size (default: the largest with transfer rows).
         n_boot: trial-resampling bootstrap refits per group. seed: base seed; each group's seed is
             derived from (seed, crc32(group name)) so results do not depend on the other groups.
-        ci: interval level. space: fit weighting (see :mod:`~sim2real_scaling.scaling_law`).
+        ci: interval level. space: fit weighting (see :mod:`~sim2real_scaling.analysis.laws`).
         paired: resample trial ids jointly across n (trials share splits across n).
         source: name used in error messages.
 
@@ -200,7 +200,7 @@ def fit_group_scaling_summary(
 
     ``group_summary`` needs ``property, method, n, m, group_by, group, mae_mean, mae_ci_low,
     mae_ci_high, trials`` (optional ``mae_sd``); SEs as in
-    :func:`~sim2real_scaling.tables.summary_standard_errors`.
+    :func:`~sim2real_scaling.analysis.tables.summary_standard_errors`.
     """
     needed = ["property", "method", "n", "m", "group_by", "group", "mae_mean", "mae_ci_low",
               "mae_ci_high", "trials"]
