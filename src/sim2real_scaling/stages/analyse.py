@@ -1,152 +1,24 @@
-"""One function per workflow stage: what each Snakemake rule calls (through ``scripts/``).
-
-Each stage takes the validated config and plain paths, reads files, calls the package and writes its
-outputs atomically. Nothing here knows about Snakemake, so stages are unit-testable and usable from a
-notebook.
-"""
+"""Stages of the analysis and report layers (rules aggregate, fit, collect, report, check_study)."""
 
 from __future__ import annotations
 
 import logging
-import os
-import platform
 import shutil
-import sys
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
-from sim2real_scaling.config import chunk_trials
-from sim2real_scaling.data.features import cache_file, featurize
 from sim2real_scaling.data.clean import DataError
-from sim2real_scaling.io import atomic_path, read_json, write_csv, write_json, write_torch
-from sim2real_scaling.data.prepare import prepare_property
+from sim2real_scaling.io import atomic_path, read_json, write_csv, write_json
 from sim2real_scaling.report.content import study_problems
 
 if TYPE_CHECKING:
-    import torch
 
-    from sim2real_scaling.training.runner import ChunkResult, PropertyData
-
-# torch (engine, ensemble) and scipy.stats (statistics) are imported by the stages that use them: a rule
-# that needs neither (prepare, featurize, fit, report, check_study) starts a second or two faster
+    pass
 
 log = logging.getLogger(__name__)
-
-
-def set_threads(threads: int) -> None:
-    """Torch's CPU threads; before torch is imported, through the variables it reads when it starts."""
-    n = str(max(1, int(threads)))
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(int(n))
-    else:
-        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = n
-
-
-def stage_synthesize(config: Mapping[str, Any]) -> None:
-    from sim2real_scaling.data.synthetic import generate_benchmark
-
-    synth = config["synthetic"]
-    sizes = generate_benchmark(seed=config["seed"], n_source=synth["n_source"], n_target=synth["n_target"],
-                               noise_source=synth["noise_source"], noise_target=synth["noise_target"],
-                               hidden_strength=synth["hidden_strength"], source_path=synth["source_path"],
-                               target_path=synth["target_path"])
-    log.info("synthetic benchmark written: %s", sizes)
-
-
-def stage_prepare(config: Mapping[str, Any], property_name: str, out_dir: str | Path) -> None:
-    prepare_property(config, property_name, out_dir)
-
-
-def stage_featurize(config: Mapping[str, Any], prepared_tables: Sequence[str | Path], output: str | Path,
-                    study_cache: str | Path, failed_output: str | Path | None = None) -> None:
-    """Descriptors of every distinct molecule; molecules the descriptor cannot handle go to ``failed_output``."""
-    keys: set[str] = set()
-    for path in prepared_tables:
-        # molecule keys: "key" (one molecule per row), or both molecules of a polymer-solvent pair
-        columns = [c for c in ("key", "polymer_key", "solvent_key") if c in pd.read_csv(path, nrows=0).columns]
-        table = pd.read_csv(path, usecols=columns, keep_default_na=False)
-        for column in columns:
-            keys.update(table[column].astype(str))
-    descriptor = config["descriptor"]
-    cache = cache_file(descriptor["cache_dir"], descriptor) if descriptor["cache_dir"] else Path(study_cache)
-    store = featurize(sorted(keys), descriptor, cache=cache)
-    store.save(output)
-    if failed_output is not None:
-        write_csv(pd.DataFrame(sorted(store.failed.items()), columns=["key", "reason"]), failed_output)
-    log.info("%d molecules x %d descriptors written to %s (%d failed)", len(store.keys), len(store.names), output,
-             len(store.failed))
-
-
-def stage_pretrain(config: Mapping[str, Any], property_name: str, n_indices: Sequence[int], prepared_dir: str | Path,
-                   descriptors: str | Path, output: str | Path) -> None:
-    """Pretrain the network(s) of one property at each grid n[i] of ``n_indices`` (one training job's n)."""
-    from sim2real_scaling.training.runner import load_property_data
-    from sim2real_scaling.training.ensemble import resolve_device
-
-    data = load_property_data(config, property_name, prepared_dir, descriptors)
-    _pretrain_block(config, data, n_indices, resolve_device(config["device"]), output)
-
-
-def _pretrain_block(config: Mapping[str, Any], data: PropertyData, n_indices: Sequence[int], device: torch.device,
-                    output: str | Path) -> list[dict[str, Any]]:
-    """The pretrained networks at each grid n[i] of ``n_indices``, saved to ``output`` (the pretrain file)."""
-    from sim2real_scaling.training.runner import pretrain
-
-    networks = [pretrain(config, data, i, device) for i in n_indices]
-    write_torch({"networks": networks}, output)
-    return networks
-
-
-def stage_trials(config: Mapping[str, Any], property_name: str, chunk: int, prepared_dir: str | Path,
-                 descriptors: str | Path, outputs: Mapping[str, str | Path], n_indices: Sequence[int] | None = None,
-                 pretrained: str | Path | None = None, pretrain_output: str | Path | None = None) -> None:
-    """Train one chunk of trials, at each grid n[i] of ``n_indices`` in turn (transfer) or without
-    pretraining (``n_indices`` None: direct learning). Transfer starts from the networks in the file
-    ``pretrained`` (written by :func:`stage_pretrain`), or from networks pretrained here and saved to
-    ``pretrain_output`` in the same form."""
-    import torch
-
-    from sim2real_scaling.training.runner import load_property_data, run_trials
-    from sim2real_scaling.training.ensemble import resolve_device
-
-    device = resolve_device(config["device"])
-    data = load_property_data(config, property_name, prepared_dir, descriptors)
-    trials = chunk_trials(config, chunk)
-    if n_indices is None:
-        results = [run_trials(config, data, trials, device=device)]
-    else:
-        if pretrain_output is not None:
-            networks = _pretrain_block(config, data, n_indices, device, pretrain_output)
-        else:
-            networks = torch.load(pretrained, map_location="cpu", weights_only=True)["networks"]
-        got = [int(state["n_index"]) for state in networks]
-        if got != list(n_indices):
-            raise ValueError(f"{pretrained}: networks for grid indices {got}, this job trains {list(n_indices)}")
-        results = [run_trials(config, data, trials, pretrained=state, device=device) for state in networks]
-    _write_chunk_tables(results, outputs)
-
-
-def _write_chunk_tables(results: Sequence[ChunkResult], outputs: Mapping[str, str | Path]) -> None:
-    """A training job's trial, group and material tables (its results one under the other)."""
-    for key in ("trials", "groups", "materials"):
-        write_csv(pd.concat([getattr(r, key) for r in results], ignore_index=True), outputs[key])
-
-
-def stage_multitask(config: Mapping[str, Any], property_name: str, chunk: int, n_index: int | None,
-                    prepared_dir: str | Path, descriptors: str | Path, outputs: Mapping[str, str | Path]) -> None:
-    """Train one chunk of trials of the multitask model (transfer at grid n[n_index], or direct when None)."""
-    from sim2real_scaling.training.ensemble import resolve_device
-    from sim2real_scaling.training.multitask import load_pair_data, run_multitask_trials
-
-    data = load_pair_data(config, property_name, prepared_dir, descriptors)
-    result = run_multitask_trials(config, data, chunk_trials(config, chunk), n_index=n_index,
-                                  device=resolve_device(config["device"]))
-    _write_chunk_tables([result], outputs)
 
 
 def _concat(paths: Sequence[str | Path], columns: list[str], unique: Sequence[str] | None = None) -> pd.DataFrame:
@@ -197,31 +69,6 @@ def stage_aggregate(config: Mapping[str, Any], trial_files: Sequence[str | Path]
     write_csv(materials, outputs["materials"])
     failed = int((trials["status"] != "ok").sum())
     log.info("%d trials aggregated into %d summary rows (%d diverged)", len(trials), len(summary), failed)
-
-
-def environment_record() -> dict[str, Any]:
-    """Library versions and machine facts recorded next to the results."""
-    packages = ["sim2real-scaling", "numpy", "scipy", "pandas", "torch", "rdkit", "lmfit", "matplotlib",
-                "scikit-learn", "pymatgen", "snakemake"]
-    versions = {}
-    for name in packages:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    import torch
-
-    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions,
-            "cuda_available": torch.cuda.is_available(), "cpu_count": os.cpu_count()}
-
-
-def stage_record_run(config: Mapping[str, Any], output_config: str | Path, output_env: str | Path) -> None:
-    import yaml
-
-    from sim2real_scaling.io import write_text
-
-    write_text(yaml.safe_dump(dict(config), sort_keys=False), output_config)
-    write_json(environment_record(), output_env)
 
 
 def read_grids(prepared_dirs: Mapping[str, str | Path]) -> dict[str, dict[str, Any]]:
