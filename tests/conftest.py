@@ -17,7 +17,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 def tiny_config(tmp_path: Path, **overrides) -> Path:
     """Write the tiny default-study config with its outputs under ``tmp_path``; return its path."""
-    text = (ROOT / "tests" / "configs" / "tiny.yaml").read_text().replace("RESULTS_DIR", str(tmp_path / "results"))
+    text = (ROOT / ".test" / "config" / "config.yaml").read_text().replace("RESULTS_DIR", str(tmp_path / "results"))
     config = yaml.safe_load(text)
     for key, value in overrides.items():
         config[key] = value

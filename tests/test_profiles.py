@@ -1,4 +1,4 @@
-"""The Snakemake profiles (profiles/slurm, profiles/local), checked without a cluster.
+"""The Snakemake profiles (workflow/profiles/slurm, workflow/profiles/default), checked without a cluster.
 
 Dry runs with the SLURM profile work where SLURM is not installed; the profile passes --lint; the
 GPU rules (and only they) ask the plugin for GPUs; the paper-scale grid goes to SLURM as tens of
@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SLURM_PROFILE = ROOT / "profiles" / "slurm"
-LOCAL_PROFILE = ROOT / "profiles" / "local"
+SLURM_PROFILE = ROOT / "workflow" / "profiles" / "slurm"
+LOCAL_PROFILE = ROOT / "workflow" / "profiles" / "default"
 TINY = ROOT / "tests" / "slurm" / "tiny.yaml"
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 GPU_RULES = {"pretrain", "transfer", "direct", "multitask", "multitask_direct"}
@@ -80,14 +80,14 @@ def test_profiles_are_yaml_and_every_setting_is_commented() -> None:
                 assert commented, f"{profile.name}/config.yaml: setting without a comment: {line!r}"
     slurm = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
     assert slurm["executor"] == "slurm"
-    assert slurm["rerun-incomplete"] is True and slurm["keep-going"] is True and slurm["rerun-triggers"] == "mtime"
+    assert slurm["rerun-incomplete"] is True and slurm["keep-going"] is True
+    for profile in (SLURM_PROFILE, LOCAL_PROFILE):  # Snakemake's default triggers: a changed param reruns its jobs
+        assert "rerun-triggers" not in yaml.safe_load((profile / "config.yaml").read_text()), profile
     assert slurm["retries"] >= 1
     for rule in ("pretrain", "transfer", "direct"):
         spec = slurm["set-resources"][rule]
         assert spec["gpu"] >= 1 and "attempt" in str(spec["runtime"]) and "attempt" in str(spec["mem_mb"])
         assert not re.search(r"--(gres|gpus|mem|partition|account|time)\b|-[pAt] ", str(spec.get("slurm_extra", "")))
-    assert not (ROOT / "workflow" / "profiles" / "default").exists(), (
-        "a workflow profile would override --profile profiles/slurm for the keys it sets (e.g. cores)")
 
 
 def test_slurm_dry_run_without_slurm_installed(no_slurm_env: dict[str, str], tmp_path: Path) -> None:
@@ -105,15 +105,15 @@ def test_slurm_dry_run_without_slurm_installed(no_slurm_env: dict[str, str], tmp
 
 
 def test_slurm_profile_passes_lint(no_slurm_env: dict[str, str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--profile", str(SLURM_PROFILE)],
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--workflow-profile", str(SLURM_PROFILE)],
                           cwd=ROOT, capture_output=True, text=True, env=no_slurm_env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
 def test_local_profile_dry_run(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", str(LOCAL_PROFILE), *_tiny_args(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", *_tiny_args(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]  # no --cores needed: the profile has it
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]  # no --cores: the default profile has it
     assert "Group job" not in proc.stdout + proc.stderr
 
 
@@ -126,7 +126,7 @@ def test_paper_scale_grid_is_tens_of_submissions(no_slurm_env: dict[str, str], t
         assert subs.groups["train"] == 40 and subs.groups["prep"] == 1 and subs.groups["analysis"] == 1, subs
         assert subs.total < 60, subs.per_kind()
         report.append(f"paper-scale grid (4 properties x 10 n x 500 trials, chunk_size {chunk_size}, m grid of 4): "
-                      f"{subs.jobs} jobs -> {subs.total} SLURM submissions under profiles/slurm ("
+                      f"{subs.jobs} jobs -> {subs.total} SLURM submissions under workflow/profiles/slurm ("
                       + ", ".join(f"{k}: {v}" for k, v in subs.per_kind().items()) + ")")
     with capsys.disabled():
         print("\n" + "\n".join(report))

@@ -2,7 +2,7 @@
 
 A one-node SLURM cluster is started on this machine (tests/slurm/start.sh; one partition, two fake
 GPUs, no accounting database) and a tiny study (tests/slurm/tiny.yaml) runs through
-``snakemake --profile`` with profiles/slurm/config.yaml plus the test's changes to it
+``snakemake --workflow-profile`` with workflow/profiles/slurm/config.yaml plus the test's changes to it
 (tests/slurm/profile.yaml: partition, node size, squeue for status). The same study runs locally
 at the same time; the trial MAEs of the two runs must be identical. Every daemon the test started
 is stopped by its pid at the end (tests/slurm/stop.sh).
@@ -35,7 +35,7 @@ HERE = ROOT / "tests" / "slurm"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 PARTITION = "debug"  # the test cluster's partition (tests/slurm/profile.yaml names it too)
 TOOLS = ["slurmctld", "slurmd", "munged", "sbatch", "squeue", "sinfo", "scontrol", "srun"]
-STUDY_ARGS = ["--snakefile", str(ROOT / "Snakefile"),
+STUDY_ARGS = ["--snakefile", str(ROOT / "workflow" / "Snakefile"),
               "--configfile", str(ROOT / "config" / "config.yaml"), str(HERE / "tiny.yaml")]
 TRIALS = "results/slurm_tiny/trials.csv"
 THREADS = ["featurize=1", "pretrain=1", "transfer=1", "direct=1"]  # as tests/slurm/profile.yaml sets them
@@ -110,8 +110,8 @@ def _merge(base: dict, update: dict) -> dict:
 
 
 def _test_profile(folder: Path) -> Path:
-    """profiles/slurm/config.yaml with tests/slurm/profile.yaml merged in, written to ``folder``."""
-    base = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    """workflow/profiles/slurm/config.yaml with tests/slurm/profile.yaml merged in, written to ``folder``."""
+    base = yaml.safe_load((ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
     override = yaml.safe_load((HERE / "profile.yaml").read_text())
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(_merge(base, override), sort_keys=False))
@@ -142,7 +142,7 @@ def test_tiny_study_on_slurm_equals_local_run(slurm_cluster: Path, tmp_path: Pat
     start = time.monotonic()
     slurm_log = tmp_path / "slurm-run.log"
     with slurm_log.open("w") as log:
-        slurm_run = subprocess.Popen([*SNAKEMAKE, "--profile", str(profile), "--directory", str(slurm_dir), *STUDY_ARGS],
+        slurm_run = subprocess.Popen([*SNAKEMAKE, "--workflow-profile", str(profile), "--directory", str(slurm_dir), *STUDY_ARGS],
                                      stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
             # meanwhile: the submissions a dry run predicts (same study, an empty working directory) ...
@@ -166,7 +166,7 @@ def test_tiny_study_on_slurm_equals_local_run(slurm_cluster: Path, tmp_path: Pat
     elapsed = time.monotonic() - start
     text = slurm_log.read_text()
     assert slurm_run.returncode == 0, (
-        f"snakemake --profile (SLURM) failed ({slurm_run.returncode}):\n{text[-8000:]}\n"
+        f"snakemake --workflow-profile (SLURM) failed ({slurm_run.returncode}):\n{text[-8000:]}\n"
         f"slurmctld.log:\n{(slurm_cluster / 'slurmctld.log').read_text()[-3000:]}")
 
     # jobs were submitted to SLURM, as many as the dry run predicts, and all completed

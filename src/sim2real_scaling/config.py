@@ -1,6 +1,6 @@
 """Study configuration: loading, schema validation with defaults, and the resolved grids.
 
-The JSON schema (``schema/config.schema.yaml``) is the reference documentation of every key. Validation
+The JSON schema (``workflow/schemas/config.schema.yaml``) is the reference documentation of every key. Validation
 fills in defaults and rejects unknown keys and wrong types with a message naming the key's path, so a
 typo never falls back silently to a default.
 """
@@ -12,7 +12,6 @@ import difflib
 import hashlib
 import json
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,8 @@ import jsonschema
 import numpy as np
 import yaml
 
-SCHEMA_RESOURCE = "schema/config.schema.yaml"
+# the workflow's schema (the Snakemake template's place for it); the package is used from its checkout
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -28,8 +28,7 @@ class ConfigError(ValueError):
 
 
 def load_schema() -> dict[str, Any]:
-    text = resources.files("sim2real_scaling").joinpath(SCHEMA_RESOURCE).read_text()
-    return yaml.safe_load(text)
+    return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
 def _validator_with_defaults(schema: dict[str, Any]) -> jsonschema.protocols.Validator:

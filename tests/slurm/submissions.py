@@ -1,8 +1,8 @@
-"""How many SLURM submissions (sbatch calls) a run under profiles/slurm makes, from its dry run.
+"""How many SLURM submissions (sbatch calls) a run under workflow/profiles/slurm makes, from its dry run.
 
     python tests/slurm/submissions.py --configfile my_study.yaml      # runs the dry run itself
 
-A dry run (``snakemake -n --profile profiles/slurm``) lists each group job once ("Group job NAME")
+A dry run (``snakemake -n --workflow-profile workflow/profiles/slurm``) lists each group job once ("Group job NAME")
 and each ungrouped job as ``rule NAME:`` at the start of a line (group members are indented). Each
 group job is one submission; each ungrouped job is one, except that the jobs of a rule named in
 ``slurm-array-jobs`` go out as ``ceil(jobs / slurm-array-limit)`` array submissions (all of them
@@ -30,7 +30,7 @@ _RULE_DEF = re.compile(r"^\s*rule (\w+):", re.M)
 def local_rules(workflow_dir: Path = ROOT) -> set[str]:
     """Rules that run on the submit host: ``localrule: True`` in a rule, or a ``localrules:`` list."""
     names: set[str] = set()
-    for path in [workflow_dir / "Snakefile", *sorted((workflow_dir / "workflow").glob("*.smk"))]:
+    for path in [workflow_dir / "workflow" / "Snakefile", *sorted((workflow_dir / "workflow" / "rules").glob("*.smk"))]:
         text = path.read_text()
         defs = list(_RULE_DEF.finditer(text))
         for i, m in enumerate(defs):
@@ -99,11 +99,11 @@ def count(dryrun_output: str, array_rules: set[str] = frozenset(), array_limit: 
     return subs
 
 
-def dry_run(*args: str, profile: Path = ROOT / "profiles" / "slurm", env: dict | None = None,
+def dry_run(*args: str, profile: Path = ROOT / "workflow" / "profiles" / "slurm", env: dict | None = None,
             cwd: Path = ROOT) -> str:
-    """Run ``snakemake -n --profile PROFILE ARGS`` and return its output (stdout + stderr)."""
+    """Run ``snakemake -n --workflow-profile PROFILE ARGS`` and return its output (stdout + stderr)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--profile", str(profile), "--snakefile", str(ROOT / "Snakefile"),
+        [sys.executable, "-m", "snakemake", "-n", "--workflow-profile", str(profile), "--snakefile", str(ROOT / "workflow" / "Snakefile"),
          *args],
         cwd=cwd, capture_output=True, text=True, env=env, timeout=600,
     )
@@ -114,8 +114,8 @@ def dry_run(*args: str, profile: Path = ROOT / "profiles" / "slurm", env: dict |
 
 
 def main(argv: list[str]) -> int:
-    profile = ROOT / "profiles" / "slurm"
-    if argv[:1] == ["--profile"]:
+    profile = ROOT / "workflow" / "profiles" / "slurm"
+    if argv[:1] in (["--profile"], ["--workflow-profile"]):
         profile, argv = Path(argv[1]), argv[2:]
     subs = count(dry_run(*argv, profile=profile), *profile_settings(profile))
     for kind, n in subs.per_kind().items():

@@ -47,10 +47,6 @@ rule featurize:
         study_cache=f"{R}/features/cache.npz",
     log:
         f"{LOGS}/featurize.log",
-    threads: 1
-    resources:
-        runtime=attempt_scaled("featurize", "runtime", 60),
-        mem_mb=attempt_scaled("featurize", "mem_mb", 4000),
     conda:
         "../envs/sim2real.yaml"
     script:

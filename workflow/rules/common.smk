@@ -50,15 +50,8 @@ BLOCKS = {prop: {block_name(b): b for b in n_blocks(config, prop)} for prop in P
 PRETRAIN_IN_TRANSFER_JOB = len(CHUNKS) == 1
 
 
-def res(rule_name, key, default):
-    """A per-rule resource from the config section resources (a site may override it in a profile)."""
-    return config["resources"].get(rule_name, {}).get(key, default)
-
-
-def attempt_scaled(rule_name, key, default):
-    """Runtime/memory that grow with each retry (attempt 1, 2, 3, ...)."""
-    base = res(rule_name, key, default)
-    return lambda wildcards, attempt: int(base * (1 + 0.5 * (attempt - 1)))
+# Resources (threads, memory, runtime, GPUs) live in one place: the profile of the machine that runs the
+# study (workflow/profiles/default for this one, workflow/profiles/slurm for a cluster); rules declare none.
 
 
 def block_n_indices(wildcards):

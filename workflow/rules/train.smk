@@ -17,12 +17,7 @@ if not PRETRAIN_IN_TRANSFER_JOB:
             n_indices=block_n_indices,
         log:
             f"{LOGS}/pretrain/{{property}}_n{{block}}.log",
-        threads: res("pretrain", "threads", 1)
-        priority: 100  # every transfer chunk of this block waits for it
-        resources:
-            runtime=attempt_scaled("pretrain", "runtime", 60),
-            mem_mb=attempt_scaled("pretrain", "mem_mb", 4000),
-            gpu=res("pretrain", "gpu", 0),
+        priority: 100  # every transfer chunk of this block waits for it,
         conda:
             "../envs/sim2real.yaml"
         script:
@@ -52,12 +47,7 @@ rule transfer:
         n_indices=block_n_indices,
     log:
         f"{LOGS}/transfer/{{property}}_n{{block}}_{TRANSFER_CHUNK}.log",
-    threads: res("transfer", "threads", 1)
-    priority: training_priority
-    resources:
-        runtime=attempt_scaled("transfer", "runtime", 60),
-        mem_mb=attempt_scaled("transfer", "mem_mb", 4000),
-        gpu=res("transfer", "gpu", 0),
+    priority: training_priority,
     conda:
         "../envs/sim2real.yaml"
     script:
@@ -73,12 +63,7 @@ rule direct:
         **trial_outputs(f"{R}/trials/{{property}}/direct_c{{chunk}}"),
     log:
         f"{LOGS}/direct/{{property}}_c{{chunk}}.log",
-    threads: res("direct", "threads", 1)
-    priority: training_priority
-    resources:
-        runtime=attempt_scaled("direct", "runtime", 60),
-        mem_mb=attempt_scaled("direct", "mem_mb", 4000),
-        gpu=res("direct", "gpu", 0),
+    priority: training_priority,
     conda:
         "../envs/sim2real.yaml"
     script:
@@ -102,12 +87,7 @@ if config["transfer"] == "multitask":
             **trial_outputs(f"{R}/trials/{{property}}/transfer_n{{n_index}}_c{{chunk}}"),
         log:
             f"{LOGS}/multitask/{{property}}_n{{n_index}}_c{{chunk}}.log",
-        threads: res("multitask", "threads", 1)
-        priority: training_priority
-        resources:
-            runtime=attempt_scaled("multitask", "runtime", 120),
-            mem_mb=attempt_scaled("multitask", "mem_mb", 4000),
-            gpu=res("multitask", "gpu", 0),
+        priority: training_priority,
         conda:
             "../envs/sim2real.yaml"
         script:
@@ -123,12 +103,7 @@ if config["transfer"] == "multitask":
             **trial_outputs(f"{R}/trials/{{property}}/direct_c{{chunk}}"),
         log:
             f"{LOGS}/multitask/{{property}}_direct_c{{chunk}}.log",
-        threads: res("multitask", "threads", 1)
-        priority: training_priority
-        resources:
-            runtime=attempt_scaled("multitask", "runtime", 120),
-            mem_mb=attempt_scaled("multitask", "mem_mb", 4000),
-            gpu=res("multitask", "gpu", 0),
+        priority: training_priority,
         conda:
             "../envs/sim2real.yaml"
         script:
