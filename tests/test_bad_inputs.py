@@ -9,6 +9,7 @@ exit status 1, no traceback), and a few through real Snakemake runs (parse-time 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from pathlib import Path
@@ -23,6 +24,7 @@ from sim2real_scaling.config import ConfigError, deep_merge, load_config, valida
 from sim2real_scaling.data.descriptors import DescriptorError
 from sim2real_scaling.data.clean import DataError
 from sim2real_scaling.stages import stage_prepare
+from sim2real_scaling.data.tables import read_prepared
 from sim2real_scaling.data.transforms import TransformError
 from sim2real_scaling.workflow_script import run
 
@@ -80,7 +82,7 @@ def test_every_corpus_file_is_used_by_a_case():
     used = {"good_source.csv", "good_target.csv"}
     for case in TABLE_CASES:
         used.update(case.get("tables", {}).values())
-    files = {p.name for p in TABLES.iterdir()}
+    files = {p.name for p in TABLES.iterdir()}  # a folder too: the case of a folder given as a table
     assert files - used == set(), f"corpus tables no case uses: {sorted(files - used)}"
     assert {p.name for p in (CORPUS / "configs").iterdir()} == {c["file"] for c in CONFIG_CASES}
     ids = _ids(TABLE_CASES) + _ids(CONFIG_CASES)
@@ -101,7 +103,10 @@ def test_table_case(case, tmp_path, caplog):
         with pytest.raises(ERRORS[case["expect"]]) as info:
             stage_prepare(config, "density", out)
         assert_message(str(info.value), case["message"])
-        assert not out.exists() or not any(out.iterdir()), "a failed prepare must not leave outputs behind"
+        left = sorted(p.name for p in out.iterdir()) if out.exists() else []
+        assert left == case.get("writes", []), f"a failed prepare left {left} behind"
+        if "rejected.csv" in left:  # rejected rows are why it failed: they are there to look at
+            assert len(pd.read_csv(out / "rejected.csv")) > 0
     else:
         stage_prepare(config, "density", out)
         rejected = pd.read_csv(out / "rejected.csv")
@@ -112,12 +117,35 @@ def test_table_case(case, tmp_path, caplog):
             got = by_row.loc[r["row"]]
             assert got["column"] == r["column"] and re.search(r["reason"], got["reason"]), (r, got.to_dict())
             assert Path(got["file"]) in inputs and Path(got["file"]).name in case["tables"].values()
+            assert got["table"] in ("source", "target")
         if expected:  # the log says that rows were dropped and where to look
             assert any("rejected" in rec.getMessage() and "rejected.csv" in rec.getMessage() for rec in caplog.records)
         if "check" in case:
-            target = pd.read_csv(out / "target.csv").set_index("key")
-            assert target.loc[case["check"]["key"], "value"] == pytest.approx(case["check"]["value"])
+            check_target(out, case["check"])
+        findings = json.loads((out / "checks.json").read_text())
+        assert all(set(f) == {"level", "code", "message"} for f in findings)
+        for expected in case.get("findings", []):
+            hits = [f for f in findings if f["code"] == expected["code"] and f["level"] == expected["level"]
+                    and re.search(expected.get("message", ""), f["message"])]
+            assert hits, f"no finding {expected} in {findings}"
+            assert any(rec.getMessage().endswith(hits[0]["message"]) for rec in caplog.records) or \
+                expected["level"] == "note", "a finding is logged too"
     assert digest(inputs) == before, "an input table was modified"
+
+
+def check_target(out: Path, check: dict[str, Any]) -> None:
+    """The prepared target row of a file row (``row``) or key (``key``) holds the listed values (labels as text)."""
+    target = read_prepared(out / "target.csv")
+    row = target[target["key"] == check["key"]] if "key" in check else target[target["source_row"] == check["row"]]
+    assert len(row) == 1, target.head().to_string()
+    for column, expected in check.items():
+        if column in ("key", "row"):
+            continue
+        got = row.iloc[0][column]
+        if isinstance(expected, float | int) and not isinstance(expected, bool):
+            assert got == pytest.approx(expected), (column, got)
+        else:
+            assert got == expected, (column, got)
 
 
 @pytest.mark.parametrize("case", ERROR_CASES, ids=_ids(ERROR_CASES))

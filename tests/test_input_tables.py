@@ -24,7 +24,7 @@ def test_bad_rows_are_rejected_with_file_row_column_and_reason(tmp_path):
     assert clean.table["key"].tolist() == ["*CC*"]
     rejected = clean.rejected.set_index("row")
     assert rejected.loc[3, "column"] == "smiles" and "invalid SMILES" in rejected.loc[3, "reason"]
-    assert "not a finite number" in rejected.loc[4, "reason"]
+    assert "'abc' is not numeric" in rejected.loc[4, "reason"]
     assert "not a finite number" in rejected.loc[5, "reason"]
     assert rejected.loc[6, "reason"] == "empty SMILES"
     assert set(clean.rejected["file"]) == {spec["path"]}

@@ -1,15 +1,23 @@
-"""The prepare stage: clean the source and target tables of one property, fit its transform, fix its grid.
+"""The prepare step of one property: clean its source and target tables, check them, fit its transform.
 
 Writes (under ``results/<study>/prepared/<property>/``): ``source.csv`` and ``target.csv`` (columns
-``key, value, y`` plus id/class columns; ``y`` is the transformed value), ``rejected.csv`` (every row
-that was dropped, with file, row, column and reason), ``transform.json`` and ``grid.json`` (the n and m
-values this property is studied at).
+``key, value, y, source_row`` plus id/class columns; ``y`` is the transformed value; pair tables have their
+pair columns), ``rejected.csv`` (every row that was dropped, with file, row, column and reason),
+``transform.json``, ``checks.json`` (the warnings and notes of :mod:`.checks`) and, for single-key tables,
+``grid.json`` (the n and m values this property is studied at; pair tables get theirs from the stage).
+
+Everything that can be checked on the tables is checked here, before any training: a failure raises one
+:class:`~.tables.DataError` line and leaves no output behind, except ``rejected.csv`` when rejected rows are
+the reason (it is written first, so the rows can be looked at). Class annotations of a case study (the
+Wiedemann-Franz classes) come in through the ``annotate`` hook; this module knows no case study.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +25,22 @@ import numpy as np
 import pandas as pd
 
 from sim2real_scaling.config import ConfigError, resolve_m_grid, resolve_n_grid
-from sim2real_scaling.data.clean import KEY, VALUE, CleanTable, DataError, clean_table
-from sim2real_scaling.io import write_csv, write_json
+from sim2real_scaling.data import checks as chk
+from sim2real_scaling.data.clean import (KEY, VALUE, CleanTable, DataError, RejectedRowsError, clean_table,
+                                         no_usable_rows_message)
+from sim2real_scaling.data.pairs import (PAIR_KEY, POLYMER_KEY, TEMPERATURE, UNLABELLED, check_multitask_config,
+                                         clean_pair_table)
+from sim2real_scaling.data.tables import read_header
 from sim2real_scaling.data.transforms import TransformError, fit_source_target
+from sim2real_scaling.io import write_csv, write_json
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_REJECTED_SHARE = 0.5
+ROLES = ("source", "target")
+
+# a case study's class annotation: (source, target, cleaned source, cleaned target) -> (source, target)
+Annotate = Callable[[pd.DataFrame, pd.DataFrame, CleanTable, CleanTable], tuple[pd.DataFrame, pd.DataFrame]]
 
 
 def split_sizes(n_target: int, test_fraction: float) -> tuple[int, int]:
@@ -30,9 +49,34 @@ def split_sizes(n_target: int, test_fraction: float) -> tuple[int, int]:
     return n_target - n_test, n_test
 
 
-def _carry_classes(source: pd.DataFrame, target: pd.DataFrame, columns: list[str],
-                   paths: tuple[str, str] = ("", "")) -> pd.DataFrame:
-    """Fill group columns the target lacks from the source table, matched by canonical key."""
+@dataclass
+class PreparedTables:
+    """One property's cleaned, checked and transformed tables (what the prepare stage writes)."""
+
+    name: str
+    source: pd.DataFrame
+    target: pd.DataFrame
+    rejected: pd.DataFrame
+    transform: dict[str, Any]
+    checks: chk.Checks
+    sizes: dict[str, int] = field(default_factory=dict)
+    paths: tuple[str, str] = ("", "")
+
+
+def _rejected_of(tables: Mapping[str, CleanTable]) -> pd.DataFrame:
+    frames = [t.rejected.assign(table=role) for role, t in tables.items()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _write_rejected(rejected: pd.DataFrame, out_dir: str | Path | None, rejected_log: str | Path | None) -> None:
+    for path in (Path(out_dir) / "rejected.csv" if out_dir is not None else None, rejected_log):
+        if path is not None:
+            write_csv(rejected, path)
+
+
+def _carry_classes(source: pd.DataFrame, target: pd.DataFrame, columns: list[str], paths: tuple[str, str],
+                   by: str) -> pd.DataFrame:
+    """Fill group columns the target lacks from the source table, matched by ``by`` (the molecule key)."""
     for column in columns:
         if column in target.columns:
             continue
@@ -40,75 +84,16 @@ def _carry_classes(source: pd.DataFrame, target: pd.DataFrame, columns: list[str
             where = f" ({paths[1]} nor {paths[0]})" if all(paths) else ""
             raise DataError(f"protocol.group_columns: column {column!r} is in neither the target nor the source "
                             f"table{where}; add it to a table or remove it from protocol.group_columns")
-        mapping = source.drop_duplicates(KEY).set_index(KEY)[column]
-        target[column] = target[KEY].map(mapping).fillna("unknown")
+        mapping = source.dropna(subset=[column]).drop_duplicates(by).set_index(by)[column]
+        target[column] = target[by].map(mapping)
     return target
 
 
-def prepare_property(config: Mapping[str, Any], name: str, out_dir: str | Path) -> dict[str, Any]:
-    """Clean, transform and grid one property; write the prepared files; return a short summary."""
-    if config["input_kind"] == "smiles_pair" or config["transfer"] == "multitask":
-        from sim2real_scaling.training.multitask import prepare_pair_property  # polymer-solvent pairs (multitask chi study)
-
-        return prepare_pair_property(config, name, out_dir)
-    prop = config["properties"][name]
-    protocol = config["protocol"]
-    kind = config["input_kind"]
-    group_columns = list(protocol["group_columns"])
-    src_spec, tgt_spec = prop["source"], prop["target"]
-    source = clean_table(src_spec, kind=kind, role="source", property_name=name, duplicates=protocol["duplicates"],
-                         extra_columns=[c for c in group_columns if c in _columns_of(src_spec["path"])])
-    target = clean_table(tgt_spec, kind=kind, role="target", property_name=name, duplicates=protocol["duplicates"],
-                         extra_columns=[c for c in group_columns if c in _columns_of(tgt_spec["path"])])
-    src, tgt = source.table, target.table
-    if config.get("wiedemann_franz"):  # case study 3: WF class per compound (a group column), from raw values
-        from sim2real_scaling.studies.wiedemann_franz import add_wf_columns
-
-        src, tgt = add_wf_columns(src, tgt, config["wiedemann_franz"], paths=(source.path, target.path))
-    if prop.get("scale", "linear") == "log10":
-        if any(step in ("log", "log10") for step in prop["transform"]):
-            raise ConfigError(f"config key properties.{name}.transform: scale is log10 already; drop log/log10")
-        src = _log10_scale(src, source, src_spec["value_column"], name)
-        tgt = _log10_scale(tgt, target, tgt_spec["value_column"], name)
-    tgt = _carry_classes(src, tgt, group_columns, (source.path, target.path))
-
-    where = f"properties.{name}"
-    if prop["transform"] and prop["transform"][0] in ("log", "log10"):  # name the file rows, not array positions
-        for role, table, clean, spec in (("source", src, source, src_spec), ("target", tgt, target, tgt_spec)):
-            _check_positive(table, clean.path, f"{where}.{role}", spec["value_column"], prop["transform"][0], name)
-    try:
-        t_src, t_tgt = fit_source_target(prop["transform"], prop["transform_fit_on"], src[VALUE].to_numpy(),
-                                         tgt[VALUE].to_numpy(), f"{where}.source ({source.path})",
-                                         f"{where}.target ({target.path})")
-        src["y"] = t_src.transform(src[VALUE].to_numpy(), f"{where}.source ({source.path})")
-        tgt["y"] = t_tgt.transform(tgt[VALUE].to_numpy(), f"{where}.target ({target.path})")
-    except TransformError as exc:
-        raise DataError(f"{exc} (drop those rows or choose another properties.{name}.transform)") from exc
-
-    n_train, n_test = split_sizes(len(tgt), protocol["test_fraction"])
-    if n_train < 2:
-        raise ConfigError(
-            f"{where}.target: {len(tgt)} usable rows of {target.path} leave {n_train} for training at "
-            f"protocol.test_fraction={protocol['test_fraction']}; at least 2 are needed"
-        )
-    n_values = resolve_n_grid(config, len(src), name)
-    m_values = resolve_m_grid(config, n_train, name)
-
-    out = Path(out_dir)
-    write_csv(src, out / "source.csv")
-    write_csv(tgt, out / "target.csv")
-    rejected = pd.concat([source.rejected.assign(table="source"), target.rejected.assign(table="target")])
-    write_csv(rejected, out / "rejected.csv")
-    write_json({"source": t_src.to_dict(), "target": t_tgt.to_dict()}, out / "transform.json")
-    grid = {"n": n_values, "m": m_values, "n_source": len(src), "n_target": len(tgt), "n_train": n_train,
-            "n_test": n_test, "rejected_source": len(source.rejected), "rejected_target": len(target.rejected)}
-    write_json(grid, out / "grid.json")
-    for role, table in (("source", source), ("target", target)):
-        if len(table.rejected):
-            log.warning("%s %s: %d rows rejected (see %s), e.g. row %s: %s", name, role, len(table.rejected),
-                        out / "rejected.csv", table.rejected["row"].iloc[0], table.rejected["reason"].iloc[0])
-    log.info("%s: %d source rows, %d target rows; n grid %s; m grid %s", name, len(src), len(tgt), n_values, m_values)
-    return grid
+def _fill_labels(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    for column in columns:
+        if column in table.columns:
+            table[column] = table[column].astype(object).where(table[column].notna(), UNLABELLED).astype(str)
+    return table
 
 
 def _check_positive(table: pd.DataFrame, path: str, what: str, value_column: str, step: str, name: str) -> None:
@@ -138,8 +123,155 @@ def _log10_scale(table: pd.DataFrame, clean: CleanTable, value_column: str, name
     return table
 
 
-def _columns_of(path: str) -> list[str]:
+def _same_file(a: str, b: str) -> bool:
     try:
-        return list(pd.read_csv(path, nrows=0).columns)
-    except (OSError, pd.errors.EmptyDataError):
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def prepare_tables(config: Mapping[str, Any], name: str, *, annotate: Annotate | None = None,
+                   out_dir: str | Path | None = None, rejected_log: str | Path | None = None) -> PreparedTables:
+    """Clean, check and transform the tables of property ``name`` (single keys or polymer-solvent pairs).
+
+    Raises :class:`~.tables.DataError` (or :class:`ConfigError`) with one line; when rejected rows are the
+    reason, they are written first to ``out_dir/rejected.csv`` and ``rejected_log``.
+    """
+    prop = config["properties"][name]
+    protocol = config["protocol"]
+    kind = config["input_kind"]
+    pairs = kind == "smiles_pair" or config.get("transfer") == "multitask"
+    if pairs:
+        check_multitask_config(config)
+    group_columns = list(protocol["group_columns"])
+    where = f"properties.{name}"
+    checks = chk.Checks(name)
+    tables: dict[str, CleanTable] = {}
+    for role in ROLES:
+        spec = prop[role]
+        if pairs:
+            tables[role] = clean_pair_table(spec, role=role, property_name=name, duplicates=protocol["duplicates"],
+                                            optional_columns=group_columns, raise_if_empty=False)
+        else:
+            tables[role] = clean_table(spec, kind=kind, role=role, property_name=name,
+                                       duplicates=protocol["duplicates"], optional_columns=group_columns,
+                                       raise_if_empty=False)
+        for note in tables[role].notes:
+            checks.add("note", "reader", note)
+        chk.check_units(tables[role], f"{where}.{role}")
+    source, target = tables["source"], tables["target"]
+    paths = (source.path, target.path)
+    max_share = float(protocol.get("max_rejected_share", DEFAULT_MAX_REJECTED_SHARE))
+    rejected_path = rejected_log or (Path(out_dir) / "rejected.csv" if out_dir is not None else None)
+
+    def check_rejections(current: Mapping[str, pd.DataFrame]) -> None:
+        for role in ROLES:
+            clean = tables[role]
+            try:
+                if current[role].empty:
+                    raise RejectedRowsError(no_usable_rows_message(f"{where}.{role}", clean.path, clean.rejected,
+                                                                   prop[role]["key_column"], kind), clean.rejected)
+                chk.check_rejected_share(clean, f"{where}.{role}", max_share, rejected_path)
+            except RejectedRowsError:
+                _write_rejected(_rejected_of(tables), out_dir, rejected_log)
+                raise
+
+    src, tgt = source.table, target.table
+    check_rejections({"source": src, "target": tgt})
+    if annotate is not None:  # a case study's classes (e.g. Wiedemann-Franz), from the cleaned raw values
+        src, tgt = annotate(src, tgt, source, target)
+    if prop.get("scale", "linear") == "log10":
+        if any(step in ("log", "log10") for step in prop["transform"]):
+            raise ConfigError(f"config key {where}.transform: scale is log10 already; drop log/log10")
+        src = _log10_scale(src, source, prop["source"]["value_column"], name)
+        tgt = _log10_scale(tgt, target, prop["target"]["value_column"], name)
+        check_rejections({"source": src, "target": tgt})
+
+    by = POLYMER_KEY if pairs else KEY
+    tgt = _carry_classes(src, tgt, group_columns, paths, by)
+    for role, clean in tables.items():
+        chk.check_labels(clean, f"{where}.{role}", checks, UNLABELLED)
+    src, tgt = _fill_labels(src, group_columns), _fill_labels(tgt, group_columns)
+    if not pairs:  # pairs share an id across temperatures by design
+        chk.check_ids(tgt, f"{where}.target", target.path, checks, bool(protocol.get("per_material")))
+
+    transform = prop["transform"]
+    if transform and transform[0] in ("log", "log10"):  # name the file rows, not array positions
+        for role, table in (("source", src), ("target", tgt)):
+            _check_positive(table, tables[role].path, f"{where}.{role}", prop[role]["value_column"], transform[0], name)
+    for role, table in (("source", src), ("target", tgt)):
+        chk.check_variance(table[VALUE].to_numpy(), f"{where}.{role}", tables[role].path, role)
+    keys = [PAIR_KEY, TEMPERATURE] if pairs else [KEY]
+    chk.check_shared_values(src, tgt, keys, where, paths, bool(prop.get("allow_shared_values", False)), checks,
+                            _same_file(*paths))
+    descriptor = config.get("descriptor", {}).get("set", "")
+    for role, table in (("source", src), ("target", tgt)):
+        chk.check_polymer_keys(table, by, f"{where}.{role}", tables[role].path, descriptor, checks)
+    chk.check_unit_columns(source, target, where, prop["transform_fit_on"], checks)
+
+    try:
+        t_src, t_tgt = fit_source_target(transform, prop["transform_fit_on"], src[VALUE].to_numpy(),
+                                         tgt[VALUE].to_numpy(), f"{where}.source ({source.path})",
+                                         f"{where}.target ({target.path})")
+        src["y"] = t_src.transform(src[VALUE].to_numpy(), f"{where}.source ({source.path})")
+        tgt["y"] = t_tgt.transform(tgt[VALUE].to_numpy(), f"{where}.target ({target.path})")
+    except TransformError as exc:
+        raise DataError(f"{exc} (drop those rows or choose another {where}.transform)") from exc
+
+    n_train, n_test = split_sizes(len(tgt), protocol["test_fraction"])
+    if n_train < 2:
+        raise ConfigError(
+            f"{where}.target: {len(tgt)} usable rows of {target.path} leave {n_train} for training at "
+            f"protocol.test_fraction={protocol['test_fraction']}; at least 2 are needed"
+        )
+    chk.check_sizes(len(tgt), n_train, n_test, f"{where}.target", target.path, protocol["test_fraction"], checks)
+    unit = "pair-temperature row" if pairs else ("composition" if kind == "composition" else "molecule")
+    for role, clean in tables.items():
+        chk.check_duplicates_merged(clean, f"{where}.{role}", protocol["duplicates"], checks, unit)
+    sizes = {"n_source": len(src), "n_target": len(tgt), "n_train": n_train, "n_test": n_test,
+             "rejected_source": len(source.rejected), "rejected_target": len(target.rejected)}
+    return PreparedTables(name=name, source=src, target=tgt, rejected=_rejected_of(tables),
+                          transform={"source": t_src.to_dict(), "target": t_tgt.to_dict()}, checks=checks,
+                          sizes=sizes, paths=paths)
+
+
+def write_prepared(prepared: PreparedTables, out_dir: str | Path, rejected_log: str | Path | None = None) -> None:
+    """source.csv, target.csv, rejected.csv, transform.json and checks.json of one property."""
+    out = Path(out_dir)
+    write_csv(prepared.source, out / "source.csv")
+    write_csv(prepared.target, out / "target.csv")
+    _write_rejected(prepared.rejected, out, rejected_log)
+    write_json(prepared.transform, out / "transform.json")
+    prepared.checks.write(out / "checks.json")
+    rejected = prepared.rejected
+    for role in ROLES:
+        rows = rejected[rejected["table"] == role]
+        if len(rows):
+            log.warning("%s %s: %d rows rejected (see %s), e.g. row %s: %s", prepared.name, role, len(rows),
+                        out / "rejected.csv", rows["row"].iloc[0], rows["reason"].iloc[0])
+
+
+def prepare_property(config: Mapping[str, Any], name: str, out_dir: str | Path, *, annotate: Annotate | None = None,
+                     rejected_log: str | Path | None = None) -> dict[str, Any]:
+    """Prepare one property of single-key tables (SMILES or formulas) and fix its n and m grids.
+
+    Writes the files of :func:`write_prepared` and ``grid.json``; returns the grid (with the table sizes).
+    """
+    prepared = prepare_tables(config, name, annotate=annotate, out_dir=out_dir, rejected_log=rejected_log)
+    n_values = resolve_n_grid(config, prepared.sizes["n_source"], name)
+    m_values = resolve_m_grid(config, prepared.sizes["n_train"], name)
+    grid = {"n": n_values, "m": m_values, **prepared.sizes}
+    write_prepared(prepared, out_dir, rejected_log)
+    write_json(grid, Path(out_dir) / "grid.json")
+    log.info("%s: %d source rows, %d target rows; n grid %s; m grid %s", name, prepared.sizes["n_source"],
+             prepared.sizes["n_target"], n_values, m_values)
+    return grid
+
+
+def _columns_of(path: str) -> list[str]:
+    """The header of a table, [] if it cannot be read (kept for callers outside this layer; prefer
+    :func:`~.tables.read_header`)."""
+    try:
+        return read_header(path, what="table")
+    except DataError:
         return []

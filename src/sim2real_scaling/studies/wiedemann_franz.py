@@ -95,12 +95,20 @@ def classify_wf(deviation: Sequence[float] | np.ndarray, fraction: float = 0.1) 
     return labels
 
 
-def _check_units(path: str, expected: str, role: str, thermal: str) -> None:
-    """Where a table has a ``unit`` column (the Starrydata files do), it must hold the expected quantity."""
-    try:
-        units = pd.read_csv(path, usecols=["unit"])["unit"].dropna().astype(str).unique()
-    except (ValueError, OSError):  # no unit column: nothing to check
-        return
+def _check_units(path: str, expected: str, role: str, thermal: str, units: Sequence[str] | None = None) -> None:
+    """Where a table has a ``unit`` column (the Starrydata files do), it must hold the expected quantity.
+
+    ``units``: the distinct values of the table's unit column as cleaning found them (no second read); None:
+    read them from ``path``.
+    """
+    if units is None:
+        from sim2real_scaling.data.clean import unit_cells
+        from sim2real_scaling.data.tables import read_table
+
+        try:
+            units = list(unit_cells(read_table(path, what=f"wiedemann_franz ({role} table)"))[1])
+        except DataError:  # unreadable here: cleaning reports it
+            return
     wrong = [u for u in units if u.replace(" ", "") != expected.replace(" ", "")]
     if wrong:
         raise ConfigError(
@@ -110,8 +118,20 @@ def _check_units(path: str, expected: str, role: str, thermal: str) -> None:
         )
 
 
+def wf_annotator(settings: Mapping[str, Any]):  # noqa: ANN201 - data.prepare.Annotate
+    """The prepare stage's class hook for this study: :func:`add_wf_columns` on the cleaned tables, with the
+    unit columns as cleaning read them."""
+
+    def annotate(source: pd.DataFrame, target: pd.DataFrame, source_clean: Any, target_clean: Any):  # noqa: ANN202
+        return add_wf_columns(source, target, settings, paths=(source_clean.path, target_clean.path),
+                              units=(list(source_clean.units), list(target_clean.units)))
+
+    return annotate
+
+
 def add_wf_columns(source: pd.DataFrame, target: pd.DataFrame, settings: Mapping[str, Any], *,
-                   paths: tuple[str, str] = ("", "")) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   paths: tuple[str, str] = ("", ""),
+                   units: tuple[Sequence[str], Sequence[str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Add ``wf_kappa``, ``wf_sigma``, ``wf_log10_ratio`` and the class column to both cleaned tables.
 
     ``source``/``target``: cleaned tables (columns ``key, value, ...``; one row per compound, values in
@@ -123,10 +143,11 @@ def add_wf_columns(source: pd.DataFrame, target: pd.DataFrame, settings: Mapping
     if thermal not in ("source", "target"):
         raise ConfigError(f"config key wiedemann_franz.thermal: 'source' or 'target', not {thermal!r}")
     kappa_table, sigma_table = (source, target) if thermal == "source" else (target, source)
-    if paths[0] and paths[1]:
+    if (paths[0] and paths[1]) or units is not None:
         kappa_path, sigma_path = paths if thermal == "source" else paths[::-1]
-        _check_units(kappa_path, "W m^-1 K^-1", "source" if thermal == "source" else "target", thermal)
-        _check_units(sigma_path, "S m^-1", "target" if thermal == "source" else "source", thermal)
+        kappa_units, sigma_units = (None, None) if units is None else (units if thermal == "source" else units[::-1])
+        _check_units(kappa_path, "W m^-1 K^-1", "source" if thermal == "source" else "target", thermal, kappa_units)
+        _check_units(sigma_path, "S m^-1", "target" if thermal == "source" else "source", thermal, sigma_units)
     both = (kappa_table[[KEY, VALUE]].rename(columns={VALUE: KAPPA_COLUMN})
             .merge(sigma_table[[KEY, VALUE]].rename(columns={VALUE: SIGMA_COLUMN}), on=KEY, how="inner"))
     if both.empty:
