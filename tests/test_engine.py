@@ -1,39 +1,15 @@
-"""The vectorised trial engine against the plain one-model-at-a-time loop, and its seeding."""
-
-import copy
+"""The fast ensemble engine against the standard path (torch.nn layers, autograd and torch.optim.Adam, one model at
+a time): full batch and mini-batch, every activation, weight decay, cache blocks, the non-fused Adam fallback,
+rates of each model's own, and the checkpoints that model selection keeps."""
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from sim2real_scaling.training import ensemble
-from sim2real_scaling.config import validate_config
-from sim2real_scaling.training.runner import PropertyData, pretrain, run_trials, trial_split
-from sim2real_scaling.training.ensemble import (MLPSpec, OptimizerSettings, init_parameters, predict, resolve_device,
-                                       train_ensemble, train_single)
-from sim2real_scaling.data.transforms import PropertyTransform
-
-
-def synthetic_property(seed=0, ns=300, nt=60, d=12) -> PropertyData:
-    g = np.random.default_rng(seed)
-    w = g.normal(size=d)
-    Xs, Xt = g.normal(size=(ns, d)).astype(np.float32), g.normal(size=(nt, d)).astype(np.float32)
-    ys = np.tanh(Xs @ w / 3).astype(np.float32)
-    yt_raw = 1.0 + 0.5 * (np.tanh(Xt @ w / 3) + 0.2 * Xt[:, 0]) + g.normal(0, 0.02, nt)
-    t = PropertyTransform(["standardize"]).fit(yt_raw)
-    return PropertyData(name="p", X_source=Xs, y_source=ys, X_target=Xt, y_target=t.transform(yt_raw).astype(np.float32),
-                        value_target=yt_raw, target_keys=[f"m{i}" for i in range(nt)],
-                        groups={"cls": np.array(["a", "b", "c"])[np.arange(nt) % 3]}, transform_target=t,
-                        grid={"n": [50, 300], "m": [20, 48], "n_test": 12, "n_train": 48})
-
-
-def config(**protocol):
-    base = {"study": "t", "seed": 11, "device": "cpu",
-            "properties": {"p": {"source": {"path": "s"}, "target": {"path": "t"}}},
-            "protocol": {"trials": 8, "chunk_size": 8, "group_columns": ["cls"], "per_material": True, **protocol},
-            "model": {"hidden": [16, 8], "pretrain": {"epochs": 40, "batch_size": 32},
-                      "finetune": {"epochs": 60, "lr": 0.003}, "direct": {"epochs": 60, "lr": 0.003}}}
-    return validate_config(base)
+from sim2real_scaling.training.ensemble import (Checkpoints, MLPSpec, OptimizerSettings, init_parameters, predict,
+                                                resolve_device, train_ensemble, train_single)
 
 
 @pytest.mark.parametrize(("activation", "weight_decay", "block_bytes"),
@@ -70,57 +46,123 @@ def test_each_model_initialisation_depends_only_on_its_seed():
     assert not torch.equal(a[0][0], a[0][1])
 
 
-def test_chunk_size_does_not_change_trial_maes():
-    data = synthetic_property()
-    cfg = config()
-    state = pretrain(cfg, data, 0)
-    whole = run_trials(cfg, data, list(range(8)), pretrained=state).trials
-    parts = [run_trials(cfg, data, t, pretrained=state).trials for t in ([0, 1, 2], [3], [4, 5, 6, 7])]
-    merged = __import__("pandas").concat(parts).sort_values(["m", "trial"]).reset_index(drop=True)
-    whole = whole.sort_values(["m", "trial"]).reset_index(drop=True)
-    np.testing.assert_allclose(merged["mae"], whole["mae"], rtol=1e-5)
-
-
-def test_same_seed_same_numbers_other_seed_other_numbers():
-    data = synthetic_property()
-    a = run_trials(config(), data, [0, 1, 2]).trials["mae"].to_numpy()
-    b = run_trials(config(), data, [0, 1, 2]).trials["mae"].to_numpy()
-    other = copy.deepcopy(config())
-    other["seed"] = 12
-    c = run_trials(other, data, [0, 1, 2]).trials["mae"].to_numpy()
-    assert np.array_equal(a, b)
-    assert not np.allclose(a, c)
-
-
-def test_trial_outputs_follow_the_contract():
-    data = synthetic_property()
-    cfg = config()
-    result = run_trials(cfg, data, [0, 1, 2, 3], pretrained=pretrain(cfg, data, 1))
-    t = result.trials
-    assert set(t["method"]) == {"transfer"} and set(t["n"]) == {300} and set(t["m"]) == {20, 48}
-    assert len(t) == 8 and (t["status"] == "ok").all() and (t["mae"] > 0).all()
-    assert set(result.groups["group"]) <= {"a", "b", "c"} and set(result.groups["group_by"]) == {"cls"}
-    # per-material errors: every test appearance counted once per m
-    assert result.materials.groupby("m")["count"].sum().tolist() == [4 * 12, 4 * 12]
-
-
-def test_split_is_shared_across_n_and_nested_in_m():
-    train, test = trial_split(5, "p", 3, 60, 12)
-    assert len(set(train) | set(test)) == 60 and not set(train) & set(test)
-    train2, test2 = trial_split(5, "p", 3, 60, 12)
-    assert np.array_equal(train, train2) and np.array_equal(test, test2)
-
-
-def test_diverged_trials_are_reported_not_fatal():
-    data = synthetic_property()
-    cfg = config()
-    cfg["model"]["direct"]["lr"] = 1e6  # blows up
-    data.transform_target = PropertyTransform(["log"]).fit(np.exp(np.ones(3)))
-    t = run_trials(cfg, data, [0, 1]).trials
-    assert (t["status"] == "diverged").all() and t["mae"].isna().all()
-
-
 def test_cuda_request_falls_back_to_cpu_without_gpu():
     device = resolve_device("cuda")
     assert device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu").type == "cpu"
+
+
+def _plain_model(params_e, activation):  # noqa: ANN001, ANN202
+    """One model as torch.nn layers with the given parameters (weights (d_in, d_out), biases (1, d_out))."""
+    acts = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
+    layers = []
+    for layer in range(len(params_e) // 2):
+        W, b = params_e[2 * layer], params_e[2 * layer + 1]
+        linear = nn.Linear(W.shape[0], W.shape[1])
+        with torch.no_grad():
+            linear.weight.copy_(W.T)
+            linear.bias.copy_(b.reshape(-1))
+        layers += [linear, acts[activation]()]
+    return nn.Sequential(*layers[:-1])
+
+
+def _plain_minibatch(params_e, X, y, rows, settings, seed, activation="relu", lr=None, wd=None):  # noqa: ANN001
+    """The standard path for one model: its own shuffled mini-batches (the same generator draws as the engine)."""
+    model = _plain_model(params_e, activation)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr if lr is None else lr,
+                           weight_decay=settings.weight_decay if wd is None else wd)
+    g = torch.Generator().manual_seed(int(seed))
+    m, bs = len(rows), settings.batch_size or len(rows)
+    steps = 1 if bs >= m else -(-m // bs)
+    for _ in range(max(settings.epochs, -(-settings.min_steps // steps))):
+        order = rows[torch.randperm(m, generator=g)]
+        for i in range(0, m, bs):
+            r = order[i:i + bs]
+            opt.zero_grad(set_to_none=True)
+            loss = ((model(X[r]).squeeze(-1) - y[r]) ** 2).mean()
+            loss.backward()
+            opt.step()
+    return model
+
+
+def _data(n=90, d=10, seed=0):  # noqa: ANN202
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g), torch.randn(n, generator=g)
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_minibatch_pretraining_matches_the_standard_path(monkeypatch, fallback):
+    """Mini-batches (the last one short) with each model's own shuffles, min_steps, and the non-fused Adam
+    fallback of machines whose torch lacks the fused kernel: the same models as nn layers + torch.optim.Adam."""
+    if fallback:
+        def no_kernel(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            raise RuntimeError("no fused Adam here")
+
+        monkeypatch.setattr(torch, "_fused_adam_", no_kernel)
+    spec = MLPSpec(d_in=10, hidden=(12, 6))
+    X, y = _data()
+    seeds = [11, 12, 13]
+    rows = torch.stack([torch.randperm(90, generator=torch.Generator().manual_seed(s))[:70] for s in seeds])
+    settings = OptimizerSettings(epochs=4, lr=2e-3, weight_decay=1e-4, batch_size=16, min_steps=20)
+    init = init_parameters(spec, seeds)
+    params, _ = train_ensemble(init, X, y, rows, settings, shuffle_seeds=[101, 102, 103])
+    batched = predict(params, X, torch.arange(90).expand(3, 90))
+    for e in range(3):
+        model = _plain_minibatch([p[e] for p in init], X, y, rows[e], settings, 101 + e)
+        with torch.no_grad():
+            torch.testing.assert_close(batched[e], model(X).squeeze(-1), rtol=1e-4, atol=1e-5)
+
+
+def test_rates_of_each_model_own_match_the_standard_path():
+    """A grid of learning rates and weight decays in one ensemble: each model as torch.optim.Adam with its own."""
+    spec = MLPSpec(d_in=10, hidden=(8,))
+    X, y = _data()
+    seeds = [1, 2, 3, 4]
+    rows = torch.stack([torch.randperm(90, generator=torch.Generator().manual_seed(s))[:60] for s in seeds])
+    lr = torch.tensor([1e-3, 3e-3, 1e-2, 3e-3])
+    wd = torch.tensor([0.0, 1e-3, 0.0, 1e-2])
+    settings = OptimizerSettings(epochs=50)
+    init = init_parameters(spec, seeds)
+    params, _ = train_ensemble(init, X, y, rows, settings, lr=lr, weight_decay=wd)
+    batched = predict(params, X, torch.arange(90).expand(4, 90))
+    for e in range(4):
+        model = _plain_minibatch([p[e] for p in init], X, y, rows[e], settings, 0, lr=float(lr[e]), wd=float(wd[e]))
+        with torch.no_grad():
+            torch.testing.assert_close(batched[e], model(X).squeeze(-1), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("block_bytes", [None, 1])
+def test_checkpoints_keep_the_parameters_of_the_epoch_they_name(monkeypatch, block_bytes):
+    """Early stopping keeps each model's parameters at its best check, and a refit stops each model at its own
+    epoch: the kept parameters equal a model trained alone for exactly that many epochs (in cache blocks too)."""
+    if block_bytes:
+        monkeypatch.setattr(ensemble, "CPU_BLOCK_BYTES", block_bytes)
+    spec = MLPSpec(d_in=10, hidden=(8,))
+    X, y = _data(n=120)
+    E = 10
+    seeds = list(range(20, 20 + E))
+    perms = [torch.randperm(120, generator=torch.Generator().manual_seed(s)) for s in seeds]
+    rows, val = torch.stack([p[:60] for p in perms]), torch.stack([p[60:80] for p in perms])
+    settings = OptimizerSettings(epochs=60, lr=1e-2)
+    init = init_parameters(spec, seeds)
+
+    def score(pred: np.ndarray, models: np.ndarray) -> np.ndarray:
+        return np.abs(pred - y.numpy()[val.numpy()[models]]).mean(axis=1)
+
+    best = Checkpoints(every=5, mode="best", val_idx=val, score=score, patience=3)
+    kept, _ = train_ensemble(init, X, y, rows, settings, checkpoints=best)
+    stop_at = np.array([0, 5, 10, 20, 25, 30, 40, 45, 50, 60])
+    at = Checkpoints(every=5, mode="at", stop_at=stop_at)
+    refit, _ = train_ensemble(init, X, y, rows, settings, checkpoints=at)
+    for e in range(E):
+        for params, epochs in ((kept, int(best.best_epoch[e])), (refit, int(stop_at[e]))):
+            alone, _ = train_ensemble([p[e:e + 1] for p in init], X, y, rows[e:e + 1],
+                                      OptimizerSettings(epochs=epochs, lr=1e-2))
+            for a, b in zip(alone, params, strict=True):
+                torch.testing.assert_close(a[0], b[e], rtol=1e-4, atol=1e-6)
+    # the validation curve is each model's MAE at each check, and the best epoch its first minimum
+    curve = best.curve
+    assert curve.shape == (E, len(best.epochs)) and np.isfinite(curve[:, 0]).all()
+    for e in range(E):
+        reached = np.isfinite(curve[e])
+        assert best.best_epoch[e] == best.epochs[np.nanargmin(np.where(reached, curve[e], np.nan))]

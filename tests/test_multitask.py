@@ -1,5 +1,5 @@
-"""Tests of the multitask (chi) path: model shapes and symmetry, pair-grouped splits, loss weighting,
-vectorised = one-by-one training, pair-table cleaning, and a small real run on ../shared/data/chi."""
+"""The multitask model of the chi study: the pair encoder and its two heads, its training inside the trial runner
+(pair-grouped splits and folds, model selection), and a small real run on the public chi data."""
 
 from __future__ import annotations
 
@@ -14,28 +14,16 @@ import torch
 import yaml
 
 from sim2real_scaling.config import ConfigError, validate_config
-from sim2real_scaling.training.runner import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS
-from sim2real_scaling.data.features import DescriptorStore
+from sim2real_scaling.contract import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS
 from sim2real_scaling.data.clean import DataError
-from sim2real_scaling.training.multitask import (
-    Batch,
-    MultitaskSettings,
-    MultitaskSpec,
-    build_pair_data,
-    check_multitask_config,
-    clean_pair_table,
-    encode,
-    forward_pairs,
-    head,
-    init_multitask,
-    pair_distance,
-    pair_split,
-    run_multitask_trials,
-    source_rows,
-    train_multitask,
-    trial_rows,
-)
-from sim2real_scaling.data.transforms import PropertyTransform
+from sim2real_scaling.data.features import DescriptorStore
+from sim2real_scaling.data.pairs import check_multitask_config, clean_pair_table
+from sim2real_scaling.training.design import Design
+from sim2real_scaling.training.ensemble import OptimizerSettings
+from sim2real_scaling.training.multitask import (Batch, MultitaskSpec, encode, forward_pairs, head, init_multitask,
+                                                 load_pair_data, pair_distance, train_multitask)
+from sim2real_scaling.training.runner import run_job
+from sim2real_scaling.training.settings import TrainingSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +58,7 @@ def _synthetic_tables(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, Descri
             rows.append({"pair_key": f"{p}|{s}", "polymer_key": p, "solvent_key": s, "temperature_K": T,
                          "value": chi, "polymer_class": "A" if p in polymers[:3] else "B"})
         frame = pd.DataFrame(rows).drop_duplicates(["pair_key", "temperature_K"]).reset_index(drop=True)
-        frame["y"] = (frame["value"] - frame["value"].mean()) / frame["value"].std()
+        frame["source_row"] = np.arange(len(frame)) + 2
         return frame
 
     src, tgt = table(200, 0.1, 0.02), table(90, 0.0, 0.05)
@@ -80,40 +68,48 @@ def _synthetic_tables(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, Descri
     return src, tgt, store
 
 
-def _config(**multitask) -> dict:
-    cfg = {
-        "study": "t", "input_kind": "smiles_pair", "transfer": "multitask",
-        "properties": {"chi": {"source": {"path": "s.csv"}, "target": {"path": "t.csv"}}},
+def _slices(**multitask) -> dict:
+    config = validate_config({
+        "study": "t", "input_kind": "smiles_pair", "transfer": "multitask", "seed": 5,
+        "properties": {"chi": {"source": {"path": "s.csv"}, "target": {"path": "t.csv"},
+                               "transform": ["standardize"], "transform_fit_on": "each"}},
         "grid": {"n": [20, 60], "m": [0.5, 1.0]},
         "protocol": {"trials": 6, "chunk_size": 6, "group_columns": ["polymer_class"]},
+        "model": {"selection": {"scheme": "holdout", "every": 2, "patience": 5}},
         "multitask": {"encoder_hidden": [16, 16, 16], "latent_dim": 8, "head_hidden": [8], "epochs": 40,
                       "lr": 0.01, **multitask},
         "device": "cpu",
-    }
-    return validate_config(cfg)
+    })
+    return {**config, "property": config["properties"]["chi"]}
 
 
-def _data(config: dict, seed: int = 0):  # noqa: ANN202
+def _data(slices: dict, seed: int = 0):  # noqa: ANN202
     src, tgt, store = _synthetic_tables(seed)
-    transform = PropertyTransform(["standardize"]).fit(tgt["value"].to_numpy())
-    tgt["y"] = transform.transform(tgt["value"].to_numpy())
-    n_train = len(tgt) - round(0.2 * len(tgt))
-    grid = {"n": [20, 60], "m": [n_train // 2, n_train], "n_test": round(0.2 * len(tgt)), "n_train": n_train}
-    return build_pair_data(config, "chi", src, tgt, store, transform, grid)
+    n_test = round(0.2 * len(tgt))
+    n_train = len(tgt) - n_test
+    design = Design(property="chi", n=[20, 60], m=[n_train // 2, n_train], n_test=n_test, n_train=n_train,
+                    n_source=len(src), n_target=len(tgt))
+    return load_pair_data(TrainingSettings.from_slices("chi", slices), src, tgt, store, design)
 
 
 def _batch(data, E: int, n: int, m: int, seed: int = 0) -> Batch:  # noqa: ANN001
     rng = np.random.default_rng(seed)
-    s = rng.integers(0, len(data.y_source), (E, n))
-    t = rng.integers(0, len(data.y_target), (E, m))
+    s = rng.integers(0, len(data.source_values), (E, n))
+    t = rng.integers(0, len(data.target_values), (E, m))
+    y_s = data.source_transform.transform(data.source_values).astype(np.float32)
+    y_t = ((data.target_values - data.target_values.mean()) / data.target_values.std()).astype(np.float32)
     return Batch(X_mol=torch.from_numpy(data.X_mol), combo_mol=torch.from_numpy(data.combo_mol),
                  combo_extra=torch.from_numpy(data.combo_extra),
                  sim_polymer=torch.from_numpy(data.source_polymer[s]),
                  sim_solvent=torch.from_numpy(data.source_solvent[s]),
-                 y_sim=torch.from_numpy(data.y_source[s]),
+                 y_sim=torch.from_numpy(y_s[s]),
                  exp_polymer=torch.from_numpy(data.target_polymer[t]),
                  exp_solvent=torch.from_numpy(data.target_solvent[t]),
-                 y_exp=torch.from_numpy(data.y_target[t]))
+                 y_exp=torch.from_numpy(y_t[t]))
+
+
+def _spec(slices: dict, data) -> MultitaskSpec:  # noqa: ANN001
+    return MultitaskSpec.from_settings(TrainingSettings.from_slices("chi", slices).multitask, data.X_mol.shape[1])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -169,35 +165,35 @@ def test_prediction_does_not_depend_on_encoding_order() -> None:
 
 
 def test_lambda_one_ignores_the_experimental_head() -> None:
-    config = _config()
-    data = _data(config)
-    spec = MultitaskSpec.from_config(config, data.X_mol.shape[1])
+    slices = _slices()
+    data = _data(slices)
+    spec = _spec(slices, data)
     init = init_multitask(spec, [3, 4])
     batch = _batch(data, 2, 50, 40)
-    params, _ = train_multitask(init, spec, batch, MultitaskSettings(epochs=15, lr=0.01, lam=1.0))
+    params, _ = train_multitask(init, spec, batch, OptimizerSettings(epochs=15, lr=0.01), 1.0)
     for k in init:
         if k.startswith("exp"):
             torch.testing.assert_close(params[k], init[k], rtol=0, atol=0)
     assert not torch.equal(params["sim0.W"], init["sim0.W"])
     # and the experimental labels have no influence at all
     scrambled = Batch(**{**batch.__dict__, "y_exp": batch.y_exp[:, torch.randperm(batch.y_exp.shape[1])] + 5.0})
-    params2, _ = train_multitask(init, spec, scrambled, MultitaskSettings(epochs=15, lr=0.01, lam=1.0))
+    params2, _ = train_multitask(init, spec, scrambled, OptimizerSettings(epochs=15, lr=0.01), 1.0)
     for k in params:
         torch.testing.assert_close(params[k], params2[k], rtol=0, atol=0)
 
 
 def test_lambda_zero_ignores_the_simulated_head_and_weights_mix() -> None:
-    config = _config()
-    data = _data(config)
-    spec = MultitaskSpec.from_config(config, data.X_mol.shape[1])
+    slices = _slices()
+    data = _data(slices)
+    spec = _spec(slices, data)
     init = init_multitask(spec, [5])
     batch = _batch(data, 1, 50, 40)
-    params, loss0 = train_multitask(init, spec, batch, MultitaskSettings(epochs=5, lr=0.01, lam=0.0))
+    params, loss0 = train_multitask(init, spec, batch, OptimizerSettings(epochs=5, lr=0.01), 0.0)
     for k in init:
         if k.startswith("sim"):
             torch.testing.assert_close(params[k], init[k], rtol=0, atol=0)
     # one step's loss is exactly lambda * MSE_sim + (1 - lambda) * MSE_exp
-    _, loss = train_multitask(init, spec, batch, MultitaskSettings(epochs=1, lr=1e-12, lam=0.3))
+    _, loss = train_multitask(init, spec, batch, OptimizerSettings(epochs=1, lr=1e-12), 0.3)
     with torch.no_grad():
         latent = encode(init, spec, batch.X_mol, batch.combo_mol, batch.combo_extra)
         pred_s = head(init, spec, "sim", pair_distance(latent, batch.sim_polymer, batch.sim_solvent))
@@ -207,75 +203,66 @@ def test_lambda_zero_ignores_the_simulated_head_and_weights_mix() -> None:
 
 
 def test_vectorised_training_equals_training_each_model_alone() -> None:
-    config = _config()
-    data = _data(config)
-    spec = MultitaskSpec.from_config(config, data.X_mol.shape[1])
+    slices = _slices()
+    data = _data(slices)
+    spec = _spec(slices, data)
     init = init_multitask(spec, [10, 11, 12])
     batch = _batch(data, 3, 30, 25)
-    settings = MultitaskSettings(epochs=20, lr=0.01, lam=0.5)
-    together, loss = train_multitask(init, spec, batch, settings)
+    settings = OptimizerSettings(epochs=20, lr=0.01)
+    together, loss = train_multitask(init, spec, batch, settings, 0.5)
     for e in range(3):
         one = {k: v[e:e + 1] for k, v in init.items()}
         per_model = ("sim_", "y_", "exp_")
         sub = Batch(**{k: (v[e:e + 1] if k.startswith(per_model) else v) for k, v in batch.__dict__.items()})
-        alone, loss_e = train_multitask(one, spec, sub, settings)
+        alone, loss_e = train_multitask(one, spec, sub, settings, 0.5)
         for k in alone:
             torch.testing.assert_close(alone[k][0], together[k][e], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(loss_e[0], loss[e], rtol=1e-4, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------------
-# splits
+# trials of the runner: pair-grouped splits, the draw of simulated rows, chunking
 
 
-def test_pair_split_never_puts_a_pair_on_both_sides() -> None:
-    rng = np.random.default_rng(1)
-    sizes = rng.choice([1, 1, 1, 2, 3, 5, 14], size=300)
-    pairs = np.repeat(np.arange(300), sizes)
-    rng.shuffle(pairs)
-    n_test = round(0.2 * len(pairs))
-    seen_test = set()
-    for trial in range(30):
-        train, test = pair_split(123, "chi", trial, pairs, n_test)
-        assert len(test) == n_test  # exact, so every trial has the same test and training sizes
-        assert sorted(np.concatenate([train, test]).tolist()) == list(range(len(pairs)))
-        assert not set(pairs[train]) & set(pairs[test])
-        seen_test.update(pairs[test].tolist())
-    assert len(seen_test) > 250  # different trials test different pairs
-    # a trial's split depends on (seed, property, trial) only
-    a = pair_split(123, "chi", 7, pairs, n_test)
-    b = pair_split(123, "chi", 7, pairs, n_test)
-    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-    assert not np.array_equal(a[1], pair_split(124, "chi", 7, pairs, n_test)[1])
+def test_a_trial_never_tests_a_pair_it_trains_on_and_chunking_changes_nothing() -> None:
+    slices = _slices()
+    data = _data(slices)
+    settings = TrainingSettings.from_slices("chi", slices)
+    cpu = torch.device("cpu")
+    whole, _ = run_job(settings, data, "multitask", [0, 1, 2, 3], [1], device=cpu)
+    part, _ = run_job(settings, data, "multitask", [2, 3], [1], device=cpu)
+    w = whole.trials[whole.trials.trial.isin([2, 3])].reset_index(drop=True)
+    np.testing.assert_allclose(w["mae"], part.trials["mae"], rtol=1e-4)
+    np.testing.assert_array_equal(w["epochs"], part.trials["epochs"])
+    assert list(whole.trials.columns) == list(TRIAL_COLUMNS)
+    assert set(whole.trials["method"]) == {"multitask"} and set(whole.trials["n"]) == {60}
+    assert set(whole.trials["selection"]) == {"holdout"} and whole.trials["val_mae"].notna().all()
+    direct, _ = run_job(settings, data, "direct", [0, 1], None, device=cpu)
+    assert set(direct.trials["method"]) == {"direct"} and set(direct.trials["n"]) == {0}
+    assert sorted(direct.trials["m"].unique().tolist()) == sorted(data.design.m)
+    from sim2real_scaling.training.runner import make_protocol
+
+    protocol = make_protocol(settings, data)
+    for trial in range(6):
+        train, test = protocol.split(trial)
+        assert not set(data.split_groups[train]) & set(data.split_groups[test])
 
 
-def test_source_rows_exclude_test_pairs_and_are_nested() -> None:
-    config = _config(exclude_test_pairs_from_source=True)
-    data = _data(config)
-    n_test = data.grid["n_test"]
-    for t in range(5):
-        train, test, src = trial_rows(config, "chi", t, data.target_pairs, data.source_pairs, n_test)
-        assert not set(data.source_pairs[src]) & set(data.target_pairs[test])
-        assert len(set(src.tolist())) == len(src)
-        everything = source_rows(config["seed"], "chi", t, data.source_pairs, None)
-        assert np.array_equal(everything[np.isin(everything, src)], src)  # same order: nested along n
-    keep = _config()  # the default: the test pairs' simulated rows may be trained on
-    _, _, src_all = trial_rows(keep, "chi", 0, data.target_pairs, data.source_pairs, n_test)
-    assert len(src_all) == len(data.source_pairs)
+def test_withheld_test_pairs_never_reach_a_trial_and_draws_are_nested() -> None:
+    from sim2real_scaling.training.multitask import Multitask
+    from sim2real_scaling.training.runner import make_protocol
 
-
-def test_chunking_does_not_change_results() -> None:
-    config = _config()
-    data = _data(config)
-    whole = run_multitask_trials(config, data, [0, 1, 2, 3], n_index=1, device=torch.device("cpu")).trials
-    part = run_multitask_trials(config, data, [2, 3], n_index=1, device=torch.device("cpu")).trials
-    merged = whole[whole.trial.isin([2, 3])].reset_index(drop=True)
-    np.testing.assert_allclose(merged["mae"], part["mae"], rtol=1e-4)
-    assert list(whole.columns) == TRIAL_COLUMNS
-    assert set(whole["method"]) == {"transfer"} and set(whole["n"]) == {60}
-    direct = run_multitask_trials(config, data, [0, 1], n_index=None, device=torch.device("cpu")).trials
-    assert set(direct["method"]) == {"direct"} and set(direct["n"]) == {0}
-    assert sorted(direct["m"].unique().tolist()) == sorted(data.grid["m"])
+    slices = _slices(exclude_test_pairs_from_source=True)
+    data = _data(slices)
+    settings = TrainingSettings.from_slices("chi", slices)
+    strategy = Multitask(settings, data, make_protocol(settings, data), torch.device("cpu"))
+    everything = strategy.protocol.source_order(strategy.protocol.replicate_of(0), len(data.source_values))
+    for trial in range(5):
+        _, test = strategy.protocol.split(trial)
+        rows = strategy.source_rows(trial, test)
+        assert not set(data.source_pairs[rows]) & set(data.split_groups[test])
+        if strategy.protocol.replicate_of(trial) == strategy.protocol.replicate_of(0):
+            assert np.array_equal(everything[np.isin(everything, rows)], rows)  # same order: nested along n
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -344,37 +331,44 @@ def _tiny_chi_config(results: Path) -> dict:
 
 
 def test_small_real_chi_run(tmp_path: Path, shared_data: Path) -> None:
-    from sim2real_scaling.stages import stage_aggregate, stage_featurize, stage_multitask, stage_prepare
+    from sim2real_scaling.stages import stage_design, stage_featurize, stage_prepare, stage_train
+    from sim2real_scaling.training.design import Design
 
     config = validate_config(_tiny_chi_config(tmp_path / "results"))
     prepared = tmp_path / "prepared"
     stage_prepare(config, "chi", prepared)
-    grid = yaml.safe_load((prepared / "grid.json").read_text())
-    assert grid["n_target"] == 1190 and grid["n_source"] == 1206 and grid["target_pairs"] == 766
-    assert grid["n_test"] == 238 and grid["n_train"] == 952 and grid["m"] == [476, 952]
-    assert grid["n"][0] == 100 and grid["n"][-1] == grid["n_source_pool"] < 1206  # test pairs withheld
-    target = pd.read_csv(prepared / "target.csv", keep_default_na=False)
-    assert (target["polymer_class"] == "unknown").sum() == 134  # the 5 unclassified polymers
     features = tmp_path / "descriptors.npz"
     stage_featurize(config, [prepared / "source.csv", prepared / "target.csv"], features, tmp_path / "cache.npz")
     assert len(DescriptorStore.load(features).keys) == 186  # 46 polymers + 140 solvents
-    outputs = {}
-    for name, n_index, chunk in [("transfer_n1_c0", 1, 0), ("transfer_n1_c1", 1, 1), ("direct_c0", None, 0),
-                                 ("direct_c1", None, 1)]:
-        outputs[name] = {k: tmp_path / "trials" / f"{name}.{k}.csv" for k in ("trials", "groups", "materials")}
-        stage_multitask(config, "chi", chunk, n_index, prepared, features, outputs[name])
-    agg = {k: tmp_path / f"{k}.csv" for k in ("trials", "summary", "groups", "materials")}
-    stage_aggregate(config, [o["trials"] for o in outputs.values()], [o["groups"] for o in outputs.values()],
-                    [o["materials"] for o in outputs.values()], agg)
-    trials = pd.read_csv(agg["trials"])
-    assert list(trials.columns) == TRIAL_COLUMNS
-    assert len(trials) == 2 * 4 * 2 and set(trials["status"]) == {"ok"}
-    assert set(trials.loc[trials.method == "transfer", "n"]) == {grid["n"][1]}
-    assert trials["mae"].between(0.05, 0.6).all(), trials  # chi's SD is 0.69; a trained model does far better
-    groups = pd.read_csv(agg["groups"], keep_default_na=False)
-    assert list(groups.columns) == GROUP_COLUMNS and set(groups["group_by"]) == {"polymer_class"}
+    inputs = {"source": prepared / "source.csv", "target": prepared / "target.csv", "descriptors": features}
+    stage_design(config, "chi", inputs, {"design": prepared / "design.json", "qc": prepared / "qc.csv"})
+    design = Design.from_dict(yaml.safe_load((prepared / "design.json").read_text()))
+    assert design.n_target == 1190 and design.n_source == 1206 and design.n_test == 238
+    assert design.n_train == 952 and design.m == [476, 952]
+    assert design.n[0] == 100 and design.n[-1] < 1206  # test pairs withheld: the pool is what every trial keeps
+    qc = pd.read_csv(prepared / "qc.csv")
+    assert list(qc.columns) == ["table", "file", "row", "key", "value", "check", "score", "reason"]
+    target = pd.read_csv(prepared / "target.csv", keep_default_na=False)
+    assert (target["polymer_class"] == "unknown").sum() == 134  # the 5 unclassified polymers
+    inputs["design"] = prepared / "design.json"
+    tables = []
+    for method, n_indices, chunk in [("multitask", [1], 0), ("multitask", [1], 1), ("direct", None, 0),
+                                     ("simulation", None, 0)]:
+        out = {k: tmp_path / "trials" / f"{method}_{chunk}.{k}.csv" for k in ("trials", "groups", "materials")}
+        stage_train(config, "chi", method, chunk, n_indices, inputs, out)
+        tables.append({k: pd.read_csv(v, keep_default_na=False, na_values=[""]) for k, v in out.items()})
+    trials = pd.concat([t["trials"] for t in tables], ignore_index=True)
+    assert list(trials.columns) == list(TRIAL_COLUMNS)
+    learned = trials[trials.method != "simulation"]
+    assert len(learned) == 2 * 2 * 2 + 2 * 2 and set(learned["status"]) == {"ok"}
+    assert set(trials.loc[trials.method == "multitask", "n"]) == {design.n[1]}
+    assert learned["mae"].between(0.05, 0.6).all(), learned  # chi's SD is 0.69; a trained model does far better
+    sim = trials[trials.method == "simulation"]
+    assert (sim["sim_rows"] > 0).all() and (sim["mae"] == sim["mae_sim_rows"]).all()
+    groups = tables[2]["groups"]
+    assert list(groups.columns) == list(GROUP_COLUMNS) and set(groups["group_by"]) == {"polymer_class"}
     assert groups.groupby(["method", "m", "trial"])["count"].sum().eq(238).all()
-    assert list(pd.read_csv(outputs["direct_c0"]["materials"]).columns) == MATERIAL_COLUMNS
+    assert list(tables[2]["materials"].columns) == list(MATERIAL_COLUMNS)
 
 
 def test_workflow_plans_multitask_jobs_without_pretraining(tmp_path: Path, shared_data: Path) -> None:
@@ -386,5 +380,5 @@ def test_workflow_plans_multitask_jobs_without_pretraining(tmp_path: Path, share
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr + out.stdout
     text = out.stdout + out.stderr
-    assert "multitask " in text and "multitask_direct" in text
+    assert "transfer " in text and "direct " in text and "simulation " in text and "design " in text
     assert "pretrain" not in text

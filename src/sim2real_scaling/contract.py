@@ -14,7 +14,9 @@ the report and the command-line tool read.
 * ``train_loss``: final training loss (transformed scale); ``val_mae``: the validation MAE of the chosen setting
   (property units; NaN without model selection); ``epochs, lr, weight_decay``: the chosen training length and
   optimiser settings; ``selection``: how they were chosen (``cv5``, ``holdout``, ``fixed``, ``none``).
-* ``status``: ``ok`` or ``diverged`` (NaN MAE; left out of every mean and fit).
+* ``status``: ``ok``, ``diverged`` (NaN MAE; left out of every mean and fit) or, for the ``simulation`` reference,
+  ``no_reference`` (none of the trial's test rows, or fewer than 3 of its training rows, has a simulated value:
+  nothing to compare, by design, not a failure).
 
 ``group_trials.csv``: the MAE on the test rows of one class in one trial; ``material_errors.csv``: summed absolute
 errors per test material.
@@ -47,7 +49,7 @@ METHOD_LABELS: dict[str, str] = {
     "direct": "direct learning",
     "simulation": "simulation (recalibrated)",
 }
-STATUSES: tuple[str, ...] = ("ok", "diverged")
+STATUSES: tuple[str, ...] = ("ok", "diverged", "no_reference")
 
 
 def canonical_method(method: str) -> str:

@@ -21,6 +21,10 @@ STREAMS = {
     "direct_shuffle": 7,
     "bootstrap": 8,
     "synthetic": 9,
+    "folds": 10,  # a trial's cross-validation folds of its training rows
+    "holdout": 11,  # a trial's hold-out validation rows
+    "pretrain_holdout": 12,  # the validation rows of a pretraining draw
+    "finetune_init": 13,  # a new head's weights (feature extraction)
 }
 
 

@@ -2,9 +2,16 @@
 from pathlib import Path
 
 from sim2real_scaling.stages import stage_multitask
-from sim2real_scaling.workflow_script import run
+from sim2real_scaling.workflow_script import chunk_settings, run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 n_index = int(sm.wildcards.n_index) if "n_index" in sm.wildcards.keys() else None
-run(sm, lambda config: stage_multitask(config, sm.wildcards.property, int(sm.wildcards.chunk), n_index,
-                                       Path(sm.input.grid).parent, sm.input.descriptors, dict(sm.output.items())))
+
+
+def stage(settings):
+    settings, chunk = chunk_settings(settings, sm.params.trials)
+    stage_multitask(settings, sm.wildcards.property, chunk, n_index, Path(sm.input.grid).parent,
+                    sm.input.descriptors, dict(sm.output.items()))
+
+
+run(sm, stage)

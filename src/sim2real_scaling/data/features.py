@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,26 +114,115 @@ def featurize(keys: Sequence[str], descriptor: Mapping[str, Any], cache: str | P
     return DescriptorStore(keys=store.keys[keep], names=store.names, values=store.values[keep], failed=failed)
 
 
+DESCRIPTOR_TRANSFORMS = ("standardize", "yeo-johnson", "quantile")
+
+
+@dataclass(frozen=True)
+class DescriptorTransformSettings:
+    """How descriptors become network inputs (config ``descriptor.transform`` and ``drop_zero_variance``).
+
+    ``method``: ``standardize`` (z-scores), ``yeo-johnson`` (z-scores, then scikit-learn's PowerTransformer:
+    skewed columns made closer to normal) or ``quantile`` (QuantileTransformer to a normal distribution, robust
+    to any outlier); ``clip``: inputs are then clipped to [-clip, clip] (None: not clipped), so that a molecule
+    far outside the fitted range cannot saturate the network.
+    """
+
+    method: str = "standardize"
+    clip: float | None = None
+    drop_zero_variance: bool = True
+
+    @classmethod
+    def from_config(cls, descriptor: Mapping[str, Any]) -> DescriptorTransformSettings:
+        spec = descriptor.get("transform") or {}
+        return cls(method=spec.get("method", "standardize"), clip=spec.get("clip"),
+                   drop_zero_variance=bool(descriptor.get("drop_zero_variance", True)))
+
+
 @dataclass
 class DesignMatrix:
-    """Network inputs of one property: standardized, imputed, zero-variance columns dropped."""
+    """Network inputs of one property, and what the descriptor transform did."""
 
     X: np.ndarray  # (rows, d) float32
     names: list[str]
+    fit_rows: int = 0  # rows the statistics were fitted on (the source molecules)
+    clipped: float = 0.0  # share of input values clipped (all rows)
+    max_abs: float = 0.0  # largest |input| before clipping (all rows)
 
 
-def design_matrix(raw: np.ndarray, names: Sequence[str], drop_zero_variance: bool = True) -> DesignMatrix:
-    """Median-impute NaNs per column, drop constant columns, standardize (statistics over all rows given).
+class DescriptorTransform:
+    """Imputation, dropping of constant columns, a scikit-learn transform and clipping, fitted on some rows.
 
-    The rows are all molecules of one property (source and target): only descriptors, never labels,
-    enter these statistics.
+    Fitted on the source molecules (the pretraining pool) and applied to every molecule, so its statistics never
+    see a target row, least of all a test row.
     """
-    X = np.array(raw, dtype=np.float64)
-    median = np.nanmedian(np.where(np.isfinite(X), X, np.nan), axis=0)
-    median = np.where(np.isfinite(median), median, 0.0)
-    bad = ~np.isfinite(X)
-    X[bad] = np.take(median, np.nonzero(bad)[1])
-    sd = X.std(axis=0)
-    keep = sd > 1e-12 if drop_zero_variance else np.ones(X.shape[1], dtype=bool)
-    X = (X[:, keep] - X[:, keep].mean(axis=0)) / np.where(sd[keep] > 1e-12, sd[keep], 1.0)
-    return DesignMatrix(X=X.astype(np.float32), names=[n for n, k in zip(names, keep, strict=True) if k])
+
+    def __init__(self, settings: DescriptorTransformSettings) -> None:
+        if settings.method not in DESCRIPTOR_TRANSFORMS:
+            raise ValueError(f"descriptor.transform.method must be one of {DESCRIPTOR_TRANSFORMS}, got {settings.method!r}")
+        self.settings = settings
+
+    def fit(self, raw: np.ndarray, names: Sequence[str]) -> DescriptorTransform:
+        """Fit on ``raw (n, d)``: median imputation values, kept columns and the transform's statistics."""
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import PowerTransformer, QuantileTransformer, StandardScaler
+
+        X = np.array(raw, dtype=np.float64)
+        X[~np.isfinite(X)] = np.nan
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = np.nanmedian(X, axis=0)
+        self.median = np.where(np.isfinite(median), median, 0.0)
+        X = self._impute(X)
+        sd = X.std(axis=0)
+        self.keep = sd > 1e-12 if self.settings.drop_zero_variance else np.ones(X.shape[1], dtype=bool)
+        self.names = [n for n, k in zip(names, self.keep, strict=True) if k]
+        method = self.settings.method
+        if method == "standardize":
+            self.pipeline = StandardScaler()
+        elif method == "yeo-johnson":  # z-scores first: yeo-johnson on raw magnitudes of 1e5 overflows
+            self.pipeline = make_pipeline(StandardScaler(), PowerTransformer(method="yeo-johnson"))
+        else:
+            self.pipeline = QuantileTransformer(output_distribution="normal", n_quantiles=min(1000, len(X)),
+                                                subsample=10**9, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn's overflow notes on extreme columns
+            self.pipeline.fit(X[:, self.keep])
+        self.fit_rows = int(len(X))
+        return self
+
+    def _impute(self, X: np.ndarray) -> np.ndarray:
+        bad = ~np.isfinite(X)
+        if bad.any():
+            X = X.copy()
+            X[bad] = np.take(self.median, np.nonzero(bad)[1])
+        return X
+
+    def apply(self, raw: np.ndarray) -> DesignMatrix:
+        X = np.array(raw, dtype=np.float64)
+        X[~np.isfinite(X)] = np.nan
+        X = self._impute(X)[:, self.keep]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Z = self.pipeline.transform(X)
+        Z = np.where(np.isfinite(Z), Z, 0.0)
+        max_abs = float(np.abs(Z).max()) if Z.size else 0.0
+        clipped = 0.0
+        if self.settings.clip is not None:
+            c = float(self.settings.clip)
+            clipped = float(np.mean(np.abs(Z) > c)) if Z.size else 0.0
+            Z = np.clip(Z, -c, c)
+        return DesignMatrix(X=Z.astype(np.float32), names=list(self.names), fit_rows=self.fit_rows, clipped=clipped,
+                            max_abs=max_abs)
+
+
+def design_matrix(raw: np.ndarray, names: Sequence[str], drop_zero_variance: bool = True, *,
+                  fit_rows: np.ndarray | slice | None = None,
+                  settings: DescriptorTransformSettings | None = None) -> DesignMatrix:
+    """Network inputs for the molecules ``raw (N, d)``, with statistics fitted on ``raw[fit_rows]`` only.
+
+    ``fit_rows``: the source molecules (default: all rows, for callers without a source/target distinction).
+    """
+    settings = settings or DescriptorTransformSettings(drop_zero_variance=drop_zero_variance)
+    rows = slice(None) if fit_rows is None else fit_rows
+    transform = DescriptorTransform(settings).fit(np.asarray(raw)[rows], names)
+    return transform.apply(raw)

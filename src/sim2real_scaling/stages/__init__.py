@@ -9,8 +9,8 @@ from sim2real_scaling.stages.analyse import (StudyIncomplete, stage_aggregate, s
                                              stage_collect, stage_report)
 from sim2real_scaling.stages.prepare import stage_featurize, stage_prepare, stage_synthesize
 from sim2real_scaling.stages.run import environment_record, set_threads, stage_record_run
-from sim2real_scaling.stages.train import stage_multitask, stage_pretrain, stage_trials
+from sim2real_scaling.stages.train import stage_design, stage_pretrain, stage_train
 
 __all__ = ["StudyIncomplete", "environment_record", "set_threads", "stage_aggregate", "stage_analyse",
-           "stage_check_study", "stage_collect", "stage_featurize", "stage_multitask", "stage_prepare",
-           "stage_pretrain", "stage_record_run", "stage_report", "stage_synthesize", "stage_trials"]
+           "stage_check_study", "stage_collect", "stage_design", "stage_featurize", "stage_prepare",
+           "stage_pretrain", "stage_record_run", "stage_report", "stage_synthesize", "stage_train"]

@@ -10,11 +10,13 @@ reference the vectorised engine is tested and benchmarked against.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -55,7 +57,8 @@ class OptimizerSettings:
 
     @classmethod
     def from_config(cls, section: dict) -> OptimizerSettings:
-        return cls(**{k: section[k] for k in ("epochs", "lr", "weight_decay", "batch_size", "min_steps")})
+        """From a config optimiser section (keys not given keep their defaults)."""
+        return cls(**{k: section[k] for k in ("epochs", "lr", "weight_decay", "batch_size", "min_steps") if k in section})
 
 
 def init_parameters(spec: MLPSpec, seeds: Sequence[int]) -> list[Tensor]:
@@ -89,14 +92,6 @@ def forward(params: Sequence[Tensor], x: Tensor, activation: str = "relu") -> Te
         if layer < n_layers - 1:
             h = act(h)
     return h.squeeze(-1)
-
-
-def _adam(params: Sequence[Tensor], settings: OptimizerSettings) -> torch.optim.Optimizer:
-    """Adam; the fused kernel (one pass over all parameters, CPU and CUDA) where torch offers it."""
-    try:
-        return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay, foreach=True)
 
 
 class _Adam:
@@ -140,7 +135,9 @@ class _Adam:
             log.debug("fused Adam kernel unavailable: using torch.optim.Adam")
             for p, g in zip(self.params, self.grads, strict=True):
                 p.grad = g
-            self.fallback = _adam(self.params, self.settings)
+            # the kernel is missing or refuses this device: torch's own multi-tensor Adam (same arithmetic)
+            self.fallback = torch.optim.Adam(self.params, lr=self.settings.lr,
+                                             weight_decay=self.settings.weight_decay, foreach=True)
             self.fallback.step()
 
 
@@ -285,11 +282,23 @@ class _Ensemble:
         self.optimizer.step()
         return loss
 
-    def export(self) -> list[Tensor]:
-        """Parameters in the public layout: weights ``(E, d_in, d_out)``, biases ``(E, 1, d_out)``."""
-        first = self.params[0].detach()
+    @torch.no_grad()
+    def predict(self, x0: Tensor) -> Tensor:
+        """Predictions ``(E, v)`` for padded inputs ``x0 (E, v, kp)`` with the current parameters (no buffers)."""
+        ps, L = self.params, self.n_layers
+        act = ACTIVATIONS[self.activation]
+        h = torch.bmm(x0, ps[0])
+        for layer in range(1, L):
+            h = torch.baddbmm(ps[2 * layer], act(h), ps[2 * layer - 1])
+        return h.squeeze(-1)
+
+    def export(self, params: Sequence[Tensor] | None = None) -> list[Tensor]:
+        """Parameters (the current ones, or ``params`` in the internal layout) in the public layout: weights
+        ``(E, d_in, d_out)``, biases ``(E, 1, d_out)``."""
+        params = self.params if params is None else params
+        first = params[0].detach()
         out = [first[:, :self.d_in].contiguous(), first[:, self.d_in:self.d_in + 1].contiguous()]
-        return out + [p.detach().clone() for p in self.params[1:]]
+        return out + [p.detach().clone() for p in params[1:]]
 
 
 def padded_width(d_in: int) -> int:
@@ -317,6 +326,89 @@ def block_size(E: int, m: int, d_in: int, widths: Sequence[int], device: torch.d
     return -(-E // n_blocks)
 
 
+@dataclass
+class Checkpoints:
+    """What :func:`train_ensemble` does every ``every`` epochs (and before the first): validate, keep, stop.
+
+    ``mode``:
+
+    * ``"best"`` (early stopping, hold-out): each model's parameters at its lowest validation error are kept and
+      returned (ties: the earlier epoch);
+    * ``"curve"`` (cross-validation folds): the validation curve is recorded, the final parameters returned;
+    * ``"at"`` (the refit after cross-validation): model e's parameters at epoch ``stop_at[e]`` are returned,
+      and training stops once every model of a block has reached its epoch.
+
+    ``val_idx (E, v)``: each model's validation rows; ``score(pred, models)``: the validation error of models
+    ``models (k,)`` (indices into the ensemble) from their predictions ``(k, v)`` on the transformed scale (the
+    caller inverts the transform: errors are in the property's units). ``patience``: a model is done once it has
+    not improved for that many checks (its later checks are ignored, so its result never depends on the other
+    models of its ensemble), and a block stops when all its models are done (None: train every epoch). Filled in by training:
+    ``epochs (C,)`` the checked epochs, ``curve (E, C)`` validation errors (NaN where not reached),
+    ``best_epoch``, ``best_score`` and ``train_loss`` (E,) at the kept epoch.
+    """
+
+    every: int
+    mode: str = "best"
+    val_idx: Tensor | None = None
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    stop_at: np.ndarray | None = None
+    patience: int | None = None
+    epochs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    curve: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    best_epoch: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    best_score: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    train_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("best", "curve", "at"):
+            raise ValueError(f"unknown checkpoint mode {self.mode!r}")
+        if self.mode != "at" and (self.val_idx is None or self.score is None):
+            raise ValueError(f"checkpoint mode {self.mode!r} needs validation rows and a score")
+        if self.mode == "at" and self.stop_at is None:
+            raise ValueError("checkpoint mode 'at' needs stop_at")
+        if self.every < 1:
+            raise ValueError("checkpoints every < 1 epoch")
+
+    def check_epochs(self, epochs: int) -> np.ndarray:
+        """The epochs checked: 0, every, 2 every, ..., and the last."""
+        marks = list(range(0, epochs + 1, self.every))
+        if marks[-1] != epochs:
+            marks.append(epochs)
+        return np.array(marks, dtype=int)
+
+
+class _Adam_PerModel:
+    """Adam with a learning rate and weight decay of each model's own (``lr``, ``weight_decay``: ``(E,)``).
+
+    The arithmetic of ``torch.optim.Adam``'s single-tensor path (L2 weight decay added to the gradient,
+    ``lerp`` of the first moment, bias-corrected step), with the rates broadcast over each model's parameters.
+    Used when the models of an ensemble train with different settings (a hyperparameter grid); the fused
+    kernel takes one scalar rate.
+    """
+
+    def __init__(self, params: list[Tensor], grads: list[Tensor], lr: Tensor, weight_decay: Tensor) -> None:
+        self.params, self.grads = params, grads
+        self.lr = lr.reshape(-1, 1, 1).to(params[0])
+        self.wd = weight_decay.reshape(-1, 1, 1).to(params[0])
+        self.use_wd = bool((weight_decay != 0).any())
+        self.exp_avgs = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sqs = [torch.zeros_like(p) for p in params]
+        self.t = 0
+
+    def step(self) -> None:
+        self.t += 1
+        bc1 = 1.0 - 0.9 ** self.t
+        bc2_sqrt = math.sqrt(1.0 - 0.999 ** self.t)
+        step_size = self.lr / bc1
+        for p, g, m, v in zip(self.params, self.grads, self.exp_avgs, self.exp_avg_sqs, strict=True):
+            if self.use_wd:
+                g = g + self.wd * p
+            m.lerp_(g, 0.1)
+            v.mul_(0.999).addcmul_(g, g, value=0.001)
+            denom = (v.sqrt() / bc2_sqrt).add_(1e-8)
+            p.sub_(step_size * m / denom)
+
+
 def train_ensemble(
     params: Sequence[Tensor],
     X: Tensor,
@@ -327,50 +419,85 @@ def train_ensemble(
     activation: str = "relu",
     shuffle_seeds: Sequence[int] | None = None,
     progress: Callable[[int, int, float], None] | None = None,
+    checkpoints: Checkpoints | None = None,
+    lr: Tensor | None = None,
+    weight_decay: Tensor | None = None,
 ) -> tuple[list[Tensor], Tensor]:
-    """Train E models, model e on rows ``train_idx[e]`` of ``X (N, d)`` / ``y (N,)``.
+    """Train E models, model e on rows ``train_idx[e]`` of ``X (N, d)`` / ``y``.
 
-    ``train_idx``: ``(E, m)`` row indices. Full batch unless ``settings.batch_size`` is set, in which
-    case model e shuffles its own rows every epoch with ``shuffle_seeds[e]``. Returns the trained
-    parameters (new tensors; the inputs are not modified) and the final training loss per model ``(E,)``.
+    ``y``: ``(N,)`` targets shared by every model, or ``(E, N)``: model e's own (e.g. transformed by its trial's
+    own target transform). ``train_idx``: ``(E, m)`` row indices. Full batch unless ``settings.batch_size`` is
+    set, in which case model e shuffles its own rows every epoch with ``shuffle_seeds[e]``. ``settings.epochs``
+    (at least ``min_steps`` optimiser steps) is the most a model trains; ``checkpoints`` validates along the way
+    and may keep an earlier epoch's parameters (early stopping, a refit to chosen epochs; see
+    :class:`Checkpoints`). ``lr``/``weight_decay`` ``(E,)``: a rate of each model's own (default: the
+    settings'). Returns the trained parameters (new tensors; the inputs are not modified) and each model's
+    training loss ``(E,)`` (at the kept epoch with checkpoints, else the last).
 
-    Each step is a handful of batched matrix products into preallocated buffers and one fused Adam update
-    over all models (see :class:`_Ensemble`). Full batch, every model's rows are gathered once, and on a
-    CPU a large ensemble is trained as consecutive cache-sized blocks of models (:func:`block_size`);
-    ``progress`` then counts the epochs of all blocks.
+    Each step is a handful of batched matrix products into preallocated buffers and one Adam update over all
+    models (see :class:`_Ensemble`). Full batch, every model's rows are gathered once, and on a CPU a large
+    ensemble is trained as consecutive cache-sized blocks of models (:func:`block_size`); ``progress`` then
+    counts the epochs of all blocks.
     """
     device = X.device
     E, m = train_idx.shape
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}")
+    if y.dim() == 2 and y.shape[0] != E:
+        raise ValueError(f"y has targets for {y.shape[0]} models, train_idx for {E}")
     steps_per_epoch = _steps_per_epoch(m, settings.batch_size)
     epochs = max(settings.epochs, -(-settings.min_steps // steps_per_epoch))
     full_batch = steps_per_epoch == 1
     Xa = pad_inputs(X)
     if not full_batch and (shuffle_seeds is None or len(shuffle_seeds) != E):
         raise ValueError("mini-batch training needs one shuffle seed per model")
+    per_model_rates = lr is not None or weight_decay is not None
+    lr_all = (lr if lr is not None else torch.full((E,), settings.lr)).to(device=device, dtype=torch.float32)
+    wd_all = (weight_decay if weight_decay is not None else torch.full((E,), settings.weight_decay)).to(
+        device=device, dtype=torch.float32)
     widths = [int(params[0].shape[1])] + [int(params[i].shape[2]) for i in range(0, len(params), 2)]
     block = block_size(E, m, X.shape[1], widths, device) if full_batch else E
     starts = list(range(0, E, block))
     total = len(starts) * epochs
     report_every = max(1, total // 10)
+    cp = checkpoints
+    marks = start_checkpoints(cp, E, epochs) if cp is not None else np.zeros(0, dtype=int)
     out: list[list[Tensor]] = []
     losses: list[Tensor] = []
     for k, first in enumerate(starts):
         sel = slice(first, first + block)
+        models = np.arange(E)[sel]
         net = _Ensemble([p[sel] for p in params], X.shape[1], activation, device, settings)
+        if per_model_rates:
+            uniform = bool((lr_all[sel] == lr_all[first]).all() and (wd_all[sel] == wd_all[first]).all())
+            if uniform:
+                net.optimizer = _Adam(net.params, net.grads, dataclasses.replace(
+                    settings, lr=float(lr_all[first]), weight_decay=float(wd_all[first])))
+            else:
+                net.optimizer = _Adam_PerModel(net.params, net.grads, lr_all[sel], wd_all[sel])
         idx = train_idx[sel]
+        yb_all = y[sel] if y.dim() == 2 else y
         n_models = idx.shape[0]
         loss_per_model = torch.full((n_models,), float("nan"), device=device)
         if full_batch:
-            x_all, y_all = Xa[idx], y[idx]  # gathered once: (E, m, kp), (E, m)
+            x_all = Xa[idx]  # gathered once: (E, m, kp), (E, m)
+            y_all = torch.gather(yb_all, 1, idx) if y.dim() == 2 else yb_all[idx]
         else:
             gens = [torch.Generator().manual_seed(int(s)) for s in shuffle_seeds[sel]]  # type: ignore[index]
             bs = int(settings.batch_size or m)
-        for epoch in range(epochs):
+        monitor = None
+        if cp is not None:
+            x_val = Xa[cp.val_idx[sel].to(device)] if cp.val_idx is not None else None
+            monitor = BlockMonitor(cp, net.params, (lambda net=net, x_val=x_val: net.predict(x_val)), models, marks)
+        if monitor is not None and monitor.check(0, loss_per_model):
+            epochs_block = 0
+        else:
+            epochs_block = epochs
+        for epoch in range(epochs_block):
             done = k * epochs + epoch + 1
             report = progress is not None and (done % report_every == 0 or done == total)
-            want = report or epoch + 1 == epochs
+            checking = monitor is not None and monitor.is_mark(epoch + 1)
+            want = report or epoch + 1 == epochs or checking
             if full_batch:
                 loss = net.step(x_all, y_all, want_loss=want)
             else:
@@ -378,16 +505,95 @@ def train_ensemble(
                 rows = torch.gather(idx, 1, order)
                 for i in range(0, m, bs):
                     r = rows[:, i:i + bs]
-                    loss = net.step(Xa[r], y[r], want_loss=want and i + bs >= m)
+                    yr = torch.gather(yb_all, 1, r) if y.dim() == 2 else yb_all[r]
+                    loss = net.step(Xa[r], yr, want_loss=want and i + bs >= m)
             if loss is not None:
                 loss_per_model = loss
             if report:
                 done_losses = torch.cat([*losses, loss_per_model])
                 progress(done, total, float(done_losses.mean()))  # type: ignore[misc]
-        out.append(net.export())
-        losses.append(loss_per_model)
+            if checking and monitor.check(epoch + 1, loss_per_model):  # type: ignore[union-attr]
+                break
+        if monitor is not None and cp.mode in ("best", "at"):
+            out.append(net.export(monitor.kept))
+            losses.append(torch.as_tensor(cp.train_loss[sel], dtype=torch.float32, device=device))
+        else:
+            out.append(net.export())
+            losses.append(loss_per_model)
     params_out = [torch.cat(parts) if len(out) > 1 else parts[0] for parts in zip(*out, strict=True)]
     return params_out, torch.cat(losses)
+
+
+class BlockMonitor:
+    """The checkpoint bookkeeping of one block of models (see :class:`Checkpoints`).
+
+    ``params``: the block's parameter tensors (leading model axis), updated in place by training;
+    ``predict_val()``: the block's current predictions ``(k, v)`` on its validation rows; ``models``: the
+    block's indices in the whole ensemble. Any trainer with stacked parameters can use it.
+    """
+
+    def __init__(self, cp: Checkpoints, params: Sequence[Tensor], predict_val: Callable[[], Tensor] | None,
+                 models: np.ndarray, marks: np.ndarray) -> None:
+        self.cp, self.params, self.predict_val, self.models, self.marks = cp, list(params), predict_val, models, marks
+        self.mark_index = {int(e): i for i, e in enumerate(marks)}
+        self.kept = [p.detach().clone() for p in self.params] if cp.mode in ("best", "at") else None
+        self.since_best = np.zeros(len(models), dtype=int)
+        self.best = np.full(len(models), np.inf)
+        if cp.mode == "at":
+            self.stop_at = np.asarray(cp.stop_at)[models]
+
+    def is_mark(self, epoch: int) -> bool:
+        return epoch in self.mark_index
+
+    def _keep(self, mask: np.ndarray) -> None:
+        if not mask.any():
+            return
+        sel = torch.from_numpy(mask).to(self.params[0].device)
+        for p, kept in zip(self.params, self.kept, strict=True):  # type: ignore[arg-type]
+            kept[sel] = p.detach()[sel]
+
+    def check(self, epoch: int, loss: Tensor) -> bool:
+        """Validate at ``epoch``, keep what the mode keeps; True when the block may stop."""
+        cp, models = self.cp, self.models
+        i = self.mark_index[epoch]
+        loss_np = loss.detach().cpu().numpy().astype(float)
+        if cp.mode == "at":
+            mask = self.stop_at == epoch
+            self._keep(mask)
+            cp.train_loss[models[mask]] = loss_np[mask]
+            cp.best_epoch[models[mask]] = epoch
+            return bool(epoch >= self.stop_at.max())
+        pred = self.predict_val().detach().cpu().numpy().astype(np.float64)  # type: ignore[misc]
+        score = np.asarray(cp.score(pred, models), dtype=float)  # type: ignore[misc]
+        # a model whose own patience ran out is done: later checks are not its (so what a model keeps never
+        # depends on which other models share its block, chunk or job)
+        active = self.since_best <= cp.patience if cp.patience is not None else np.ones(len(models), dtype=bool)
+        score = np.where(active, score, np.nan)
+        cp.curve[models, i] = score
+        improved = active & np.isfinite(score) & (score < self.best)
+        self.best = np.where(improved, score, self.best)
+        self.since_best = np.where(improved, 0, self.since_best + 1)
+        cp.best_score[models] = self.best
+        cp.best_epoch[models] = np.where(improved, epoch, cp.best_epoch[models])
+        if cp.mode == "best":
+            self._keep(improved)
+            cp.train_loss[models[improved]] = loss_np[improved]
+        return cp.patience is not None and bool((self.since_best > cp.patience).all())
+
+
+def start_checkpoints(cp: Checkpoints, E: int, epochs: int) -> np.ndarray:
+    """Reset ``cp``'s results for E models trained up to ``epochs``; returns the checked epochs."""
+    marks = cp.check_epochs(epochs)
+    cp.epochs = marks
+    cp.curve = np.full((E, len(marks)), np.nan)
+    cp.best_epoch = np.zeros(E, dtype=int)
+    cp.best_score = np.full(E, np.inf)
+    cp.train_loss = np.full(E, np.nan)
+    if cp.mode == "at":
+        stop_at = np.asarray(cp.stop_at, dtype=int)
+        if stop_at.shape != (E,) or not np.isin(stop_at, marks).all():
+            raise ValueError(f"stop_at must give each of the {E} models one of the checked epochs {marks.tolist()}")
+    return marks
 
 
 @torch.no_grad()

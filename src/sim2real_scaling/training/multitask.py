@@ -17,13 +17,13 @@ Because ``(z_p - z_s)**2 == (z_s - z_p)**2`` a prediction does not depend on whi
 is encoded first; the flag is carried by each molecule, so polymer and solvent roles stay distinct.
 
 The loss of one trial is ``lambda * MSE_sim + (1 - lambda) * MSE_exp`` (each a mean over its own rows;
-``lambda`` = ``multitask.lambda``, 0.5 by default). *Direct* learning is the same model trained with
-``lambda = 0`` and no simulated rows.
+``lambda`` = ``multitask.lambda``, 0.5 by default). Its baseline, direct learning, is the same model trained
+with ``lambda = 0`` and no simulated rows (method ``direct`` of a pair study).
 
-Trials are vectorised like :mod:`.ensemble`: every parameter carries a leading model axis ``E`` and the
-forward pass is a batched matrix product. Trial t draws its split (test pairs), its simulated-row
-order and its initial weights from seeds of its own (:mod:`.seeding`), so chunking never changes a
-result. The encoder runs once per distinct (molecule, role, temperature) *combo* of the study per step
+It is a strategy of the trial runner (method ``multitask``): the protocol (pair-grouped splits, validation
+folds, the draw of simulated rows, seeds) and the model selection (the training length chosen per trial on
+validation pairs from its training pairs) are the runner's. Trials are vectorised like :mod:`.ensemble`: every
+parameter carries a leading model axis ``E`` and the forward pass is a batched matrix product. The encoder runs once per distinct (molecule, role, temperature) *combo* of the study per step
 (about 835 for the chi data, against up to ~4,000 molecule encodings of a full batch of rows), and the
 first layer's descriptor product runs once per distinct molecule.
 
@@ -34,14 +34,13 @@ of a test pair is ever seen); with ``multitask.exclude_test_pairs_from_source`` 
 so the test pairs are unseen in every sense.
 """
 
+
 from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,144 +48,18 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from sim2real_scaling.config import ConfigError, resolve_m_grid, resolve_n_grid
-from sim2real_scaling.training.runner import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS, ChunkResult
-from sim2real_scaling.training.ensemble import ACTIVATIONS, resolve_device
-from sim2real_scaling.data.features import DescriptorStore, design_matrix
-from sim2real_scaling.data.clean import VALUE, DataError
-from sim2real_scaling.data.pairs import (PAIR_KEY, POLYMER_KEY, SOLVENT_KEY, TEMPERATURE, UNLABELLED, check_multitask_config,
-                                         clean_pair_table, pair_codes)
-from sim2real_scaling.io import read_json, write_csv, write_json
-from sim2real_scaling.seeding import rng, torch_seed
-from sim2real_scaling.data.transforms import PropertyTransform, TransformError, fit_source_target
+from sim2real_scaling.data.features import DescriptorStore, DescriptorTransform
+from sim2real_scaling.data.pairs import PAIR_KEY, POLYMER_KEY, SOLVENT_KEY, TEMPERATURE, pair_codes
+from sim2real_scaling.data.transforms import PropertyTransform
+from sim2real_scaling.training.design import Design
+from sim2real_scaling.training.ensemble import (ACTIVATIONS, BlockMonitor, Checkpoints, OptimizerSettings,
+                                                _Adam_PerModel, start_checkpoints)
+from sim2real_scaling.training.runner import TrialPredictions, progress_logger
+from sim2real_scaling.training.selection import Learner, select_and_train
+from sim2real_scaling.training.settings import MultitaskSettings, TrainingSettings
+from sim2real_scaling.training.strategies import STRATEGIES, Strategy
 
 log = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------------------------------
-# Splits
-
-
-
-
-def pair_split(seed: int, prop: str, trial: int, target_pairs: np.ndarray, n_test: int
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """(training rows in shuffled order, test rows) of one trial, drawn by pair.
-
-    ``target_pairs``: ``(Nt,)`` pair code of every target row. Pairs are taken in the trial's random
-    order into the test set as long as they fit into ``n_test`` rows, until it holds exactly ``n_test``
-    rows (a pair whose rows would overshoot is passed over and stays in training). So the same pair
-    never sits on both sides, and the test and training sizes are the same in every trial. Only when
-    no remaining pair fits does the test set end up smaller. The training rows are shuffled by the
-    same stream; their first m rows form the trial's m-subset.
-    """
-    g = rng(seed, "split", prop, "pairs", trial)
-    codes, inverse, counts = np.unique(target_pairs, return_inverse=True, return_counts=True)
-    chosen = np.zeros(len(codes), dtype=bool)
-    total = 0
-    for p in g.permutation(len(codes)):
-        if total + counts[p] <= n_test:
-            chosen[p] = True
-            total += counts[p]
-            if total == n_test:
-                break
-    is_test = chosen[inverse]
-    test = np.flatnonzero(is_test)
-    train = np.flatnonzero(~is_test)
-    return train[g.permutation(len(train))], test
-
-
-def source_rows(seed: int, prop: str, trial: int, source_pairs: np.ndarray, excluded_pairs: np.ndarray | None
-                ) -> np.ndarray:
-    """The trial's simulated rows in its own random order, without rows of ``excluded_pairs``.
-
-    The first n of them are the n simulated rows the trial trains on, so the samples are nested along
-    the n grid.
-    """
-    order = rng(seed, "pretrain_sample", prop, "multitask", trial).permutation(len(source_pairs))
-    if excluded_pairs is None or len(excluded_pairs) == 0:
-        return order
-    return order[~np.isin(source_pairs[order], excluded_pairs)]
-
-
-def trial_rows(config: Mapping[str, Any], prop: str, trial: int, target_pairs: np.ndarray,
-               source_pairs: np.ndarray, n_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(target training rows in order, target test rows, source rows in order) of one trial."""
-    seed = config["seed"]
-    train, test = pair_split(seed, prop, trial, target_pairs, n_test)
-    excluded = np.unique(target_pairs[test]) if config["multitask"]["exclude_test_pairs_from_source"] else None
-    return train, test, source_rows(seed, prop, trial, source_pairs, excluded)
-
-
-# --------------------------------------------------------------------------------------------------
-# Prepare stage
-
-
-def prepare_pair_property(config: Mapping[str, Any], name: str, out_dir: str | Path) -> dict[str, Any]:
-    """The prepare stage for ``input_kind: smiles_pair``: the pair-table analogue of
-    :func:`~.prepare.prepare_property` (same files, same grid.json keys, plus ``n_source_pool``: the
-    smallest number of simulated rows any trial may train on)."""
-    from sim2real_scaling.data.prepare import _columns_of, split_sizes
-
-    check_multitask_config(config)
-    prop = config["properties"][name]
-    protocol = config["protocol"]
-    group_columns = list(protocol["group_columns"])
-    tables = {}
-    for role in ("source", "target"):
-        spec = prop[role]
-        present = _columns_of(spec["path"])
-        tables[role] = clean_pair_table(spec, role=role, property_name=name, duplicates=protocol["duplicates"],
-                                        extra_columns=[c for c in group_columns if c in present])
-    src, tgt = tables["source"].table, tables["target"].table
-    for column in group_columns:
-        if column in tgt.columns:
-            tgt[column] = tgt[column].where(tgt[column].notna() & (tgt[column].astype(str) != ""), UNLABELLED)
-        elif column in src.columns:  # a polymer's class from the source table
-            mapping = src.dropna(subset=[column]).drop_duplicates(POLYMER_KEY).set_index(POLYMER_KEY)[column]
-            tgt[column] = tgt[POLYMER_KEY].map(mapping).fillna(UNLABELLED)
-        else:
-            raise DataError(f"protocol.group_columns: column {column!r} is in neither the target nor the source table")
-
-    where = f"properties.{name}"
-    try:
-        t_src, t_tgt = fit_source_target(prop["transform"], prop["transform_fit_on"], src[VALUE].to_numpy(),
-                                         tgt[VALUE].to_numpy(), f"{where}.source", f"{where}.target")
-        src["y"] = t_src.transform(src[VALUE].to_numpy(), f"{where}.source")
-        tgt["y"] = t_tgt.transform(tgt[VALUE].to_numpy(), f"{where}.target")
-    except TransformError as exc:
-        raise DataError(f"{exc} (drop those rows or choose another properties.{name}.transform)") from exc
-
-    n_train, n_test = split_sizes(len(tgt), protocol["test_fraction"])
-    if n_train < 2:
-        raise ConfigError(f"{where}.target: {len(tgt)} usable rows leave {n_train} for training")
-    vocabulary = sorted(set(src[PAIR_KEY]) | set(tgt[PAIR_KEY]))
-    tgt_codes, src_codes = pair_codes(tgt[PAIR_KEY], vocabulary), pair_codes(src[PAIR_KEY], vocabulary)
-    pool = min(len(trial_rows(config, name, t, tgt_codes, src_codes, n_test)[2]) for t in range(protocol["trials"]))
-    if pool < 1:
-        raise DataError(f"{where}.source: every simulated row belongs to a test pair of some trial")
-    n_values = resolve_n_grid(config, pool, name)
-    m_values = resolve_m_grid(config, n_train, name)
-
-    out = Path(out_dir)
-    write_csv(src, out / "source.csv")
-    write_csv(tgt, out / "target.csv")
-    rejected = pd.concat([tables["source"].rejected.assign(table="source"),
-                          tables["target"].rejected.assign(table="target")])
-    write_csv(rejected, out / "rejected.csv")
-    write_json({"source": t_src.to_dict(), "target": t_tgt.to_dict()}, out / "transform.json")
-    grid = {"n": n_values, "m": m_values, "n_source": len(src), "n_source_pool": pool, "n_target": len(tgt),
-            "n_train": n_train, "n_test": n_test, "target_pairs": int(tgt[PAIR_KEY].nunique()),
-            "source_pairs": int(src[PAIR_KEY].nunique()),
-            "rejected_source": len(tables["source"].rejected), "rejected_target": len(tables["target"].rejected)}
-    write_json(grid, out / "grid.json")
-    for role, table in tables.items():
-        if len(table.rejected):
-            log.warning("%s %s: %d rows rejected (see %s), e.g. row %s: %s", name, role, len(table.rejected),
-                        out / "rejected.csv", table.rejected["row"].iloc[0], table.rejected["reason"].iloc[0])
-    log.info("%s: %d source rows (%d pairs; at least %d usable in every trial), %d target rows (%d pairs); "
-             "n grid %s; m grid %s", name, len(src), grid["source_pairs"], pool, len(tgt), grid["target_pairs"],
-             n_values, m_values)
-    return grid
 
 
 # --------------------------------------------------------------------------------------------------
@@ -195,47 +68,58 @@ def prepare_pair_property(config: Mapping[str, Any], name: str, out_dir: str | P
 
 @dataclass
 class PairData:
-    """Everything a multitask job needs for one property.
+    """One pair property's usable rows, ready for training.
 
-    Molecules are indexed 0..U-1 (``X_mol``); a *combo* is a distinct (molecule, role, temperature)
-    the encoder sees; rows of both tables refer to the combos of their polymer and solvent.
+    Molecules are indexed 0..U-1 (``X_mol``); a *combo* is a distinct (molecule, role, temperature) the encoder
+    sees; rows of both tables refer to the combos of their polymer and solvent. Values stay in the property's
+    units; descriptor and temperature statistics are fitted on the source rows' molecules only.
     """
 
     name: str
-    X_mol: np.ndarray  # (U, d) float32, standardized descriptors of every molecule
+    X_mol: np.ndarray  # (U, d) float32
     combo_mol: np.ndarray  # (C,) int64, molecule of each combo
     combo_extra: np.ndarray  # (C, 3) float32: flag (1 polymer, 0 solvent), standardized T, standardized 1/T
     source_polymer: np.ndarray  # (Ns,) combo index of the polymer of each simulated row
     source_solvent: np.ndarray  # (Ns,)
-    y_source: np.ndarray  # (Ns,) float32, transformed simulated values
+    source_values: np.ndarray  # (Ns,) property units
     source_pairs: np.ndarray  # (Ns,) pair codes
     target_polymer: np.ndarray  # (Nt,)
     target_solvent: np.ndarray  # (Nt,)
-    y_target: np.ndarray  # (Nt,) float32, transformed experimental values
-    value_target: np.ndarray  # (Nt,) float64, experimental values in the property's own units
-    target_pairs: np.ndarray  # (Nt,) pair codes
+    target_values: np.ndarray  # (Nt,) property units
+    split_groups: np.ndarray  # (Nt,) pair codes: a pair is never on both sides of a split
     target_keys: list[str]  # (Nt,) material label of each target row (id column or pair key)
     groups: dict[str, np.ndarray]
-    transform_target: PropertyTransform
-    grid: dict[str, Any]
+    sim_values: np.ndarray  # (Nt,) the simulated value of the same pair at the same temperature, NaN if none
+    source_transform: PropertyTransform
+    design: Design
     feature_names: list[str] = field(default_factory=list)
+    descriptor_note: str = ""
+
+    @property
+    def X_target(self) -> np.ndarray:  # the runner's view of the input width
+        return self.X_mol
 
 
-def _standardize(values: np.ndarray) -> np.ndarray:
-    sd = values.std()
-    return (values - values.mean()) / (sd if sd > 0 else 1.0)
+def _standardizer(values: np.ndarray):  # noqa: ANN202
+    mean, sd = float(values.mean()), float(values.std())
+    sd = sd if sd > 0 else 1.0
+    return lambda v: (v - mean) / sd
 
 
-def build_pair_data(config: Mapping[str, Any], name: str, src: pd.DataFrame, tgt: pd.DataFrame,
-                    store: DescriptorStore, transform_target: PropertyTransform, grid: Mapping[str, Any]) -> PairData:
-    """Assemble :class:`PairData` from prepared tables (columns as written by the prepare stage)."""
+def load_pair_data(settings: TrainingSettings, source: pd.DataFrame, target: pd.DataFrame, store: DescriptorStore,
+                   design: Design) -> PairData:
+    """:class:`PairData` from the prepared pair tables, the study's descriptors and the property's design."""
+    src = source.drop(index=design.excluded_source).reset_index(drop=True)
+    tgt = target.drop(index=design.excluded_target).reset_index(drop=True)
     molecules = sorted(set(src[POLYMER_KEY]) | set(src[SOLVENT_KEY]) | set(tgt[POLYMER_KEY]) | set(tgt[SOLVENT_KEY]))
     mol_index = {k: i for i, k in enumerate(molecules)}
-    dm = design_matrix(store.rows(molecules), store.names.tolist(), config["descriptor"]["drop_zero_variance"])
+    source_molecules = sorted(set(src[POLYMER_KEY]) | set(src[SOLVENT_KEY]))
+    transform = DescriptorTransform(settings.descriptor).fit(store.rows(source_molecules), store.names.tolist())
+    dm = transform.apply(store.rows(molecules))
     both = pd.concat([src, tgt], ignore_index=True)
     temps = both[TEMPERATURE].to_numpy(dtype=float)
-    t_std, inv_std = _standardize(temps), _standardize(1.0 / temps)
-    # combos: one per distinct (molecule, role, temperature) over both tables
+    src_t = src[TEMPERATURE].to_numpy(dtype=float)
+    t_std, inv_std = _standardizer(src_t)(temps), _standardizer(1.0 / src_t)(1.0 / temps)
     rows = []
     for flag, column in ((1, POLYMER_KEY), (0, SOLVENT_KEY)):
         rows.append(pd.DataFrame({"mol": both[column].map(mol_index).to_numpy(), "flag": flag, "T": temps,
@@ -245,32 +129,28 @@ def build_pair_data(config: Mapping[str, Any], name: str, src: pd.DataFrame, tgt
     combo_id = {(int(r.mol), int(r.flag), float(r.T)): i for i, r in enumerate(combos.itertuples(index=False))}
     ids = np.array([combo_id[(int(m), int(f), float(t))] for m, f, t in
                     zip(all_rows["mol"], all_rows["flag"], all_rows["T"], strict=True)], dtype=np.int64)
-    n_both = len(both)
+    n_both, ns = len(both), len(src)
     polymer_combo, solvent_combo = ids[:n_both], ids[n_both:]
-    ns = len(src)
     vocabulary = sorted(set(src[PAIR_KEY]) | set(tgt[PAIR_KEY]))
-    groups = {c: tgt[c].astype(str).to_numpy() for c in config["protocol"]["group_columns"] if c in tgt.columns}
+    groups = {c: tgt[c].astype(str).to_numpy() for c in settings.protocol.group_columns if c in tgt.columns}
     material = (tgt["id"] if "id" in tgt.columns else tgt[PAIR_KEY]).astype(str).tolist()
+    at = lambda table: table[PAIR_KEY].astype(str) + "@" + table[TEMPERATURE].map("{:.6g}".format)  # noqa: E731
+    sim = pd.Series(src["value"].to_numpy(dtype=float), index=at(src))
+    sim = sim[~sim.index.duplicated()]
+    source_values = src["value"].to_numpy(dtype=float)
     return PairData(
-        name=name, X_mol=np.ascontiguousarray(dm.X), combo_mol=combos["mol"].to_numpy(np.int64).copy(),
+        name=settings.property, X_mol=np.ascontiguousarray(dm.X), combo_mol=combos["mol"].to_numpy(np.int64).copy(),
         combo_extra=combos[["flag", "t_std", "inv_std"]].to_numpy(np.float32).copy(),
-        source_polymer=polymer_combo[:ns], source_solvent=solvent_combo[:ns],
-        y_source=src["y"].to_numpy(np.float32).copy(), source_pairs=pair_codes(src[PAIR_KEY], vocabulary),
-        target_polymer=polymer_combo[ns:], target_solvent=solvent_combo[ns:],
-        y_target=tgt["y"].to_numpy(np.float32).copy(), value_target=tgt[VALUE].to_numpy(np.float64).copy(),
-        target_pairs=pair_codes(tgt[PAIR_KEY], vocabulary), target_keys=material, groups=groups,
-        transform_target=transform_target, grid=dict(grid), feature_names=dm.names,
-    )
-
-
-def load_pair_data(config: Mapping[str, Any], name: str, prepared_dir: str | Path,
-                   descriptors: str | Path) -> PairData:
-    prepared = Path(prepared_dir)
-    src = pd.read_csv(prepared / "source.csv", keep_default_na=False, na_values=[""])
-    tgt = pd.read_csv(prepared / "target.csv", keep_default_na=False, na_values=[""])
-    transforms = read_json(prepared / "transform.json")
-    return build_pair_data(config, name, src, tgt, DescriptorStore.load(descriptors),
-                           PropertyTransform.from_dict(transforms["target"]), read_json(prepared / "grid.json"))
+        source_polymer=polymer_combo[:ns], source_solvent=solvent_combo[:ns], source_values=source_values,
+        source_pairs=pair_codes(src[PAIR_KEY], vocabulary), target_polymer=polymer_combo[ns:],
+        target_solvent=solvent_combo[ns:], target_values=tgt["value"].to_numpy(dtype=float),
+        split_groups=pair_codes(tgt[PAIR_KEY], vocabulary), target_keys=material, groups=groups,
+        sim_values=at(tgt).map(sim).to_numpy(dtype=float),
+        source_transform=PropertyTransform(list(settings.transform_steps)).fit(
+            source_values, f"properties.{settings.property}.source values"),
+        design=design, feature_names=dm.names,
+        descriptor_note=f"descriptors: {settings.descriptor.method} fitted on the {len(source_molecules)} molecules "
+                        f"of the simulated pairs; largest |input| {dm.max_abs:.3g}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -293,10 +173,9 @@ class MultitaskSpec:
     EXTRA_INPUTS = 3  # polymer/solvent flag, T, 1/T
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], d_mol: int) -> MultitaskSpec:
-        mt = config["multitask"]
-        return cls(d_mol=d_mol, encoder_hidden=tuple(mt["encoder_hidden"]), latent_dim=mt["latent_dim"],
-                   head_hidden=tuple(mt["head_hidden"]), activation=mt["activation"])
+    def from_settings(cls, mt: MultitaskSettings, d_mol: int) -> MultitaskSpec:
+        return cls(d_mol=d_mol, encoder_hidden=tuple(mt.encoder_hidden), latent_dim=mt.latent_dim,
+                   head_hidden=tuple(mt.head_hidden), activation=mt.activation)
 
     def layer_shapes(self) -> dict[str, tuple[int, int]]:
         """(fan_in, fan_out) of every linear layer, by name, in a fixed order."""
@@ -390,23 +269,9 @@ def forward_pairs(params: Params, spec: MultitaskSpec, X_mol: Tensor, combo_mol:
     return head(params, spec, which, pair_distance(latent, polymer, solvent))
 
 
-@dataclass(frozen=True)
-class MultitaskSettings:
-    epochs: int = 1000
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    lam: float = 0.5
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], lam: float | None = None) -> MultitaskSettings:
-        mt = config["multitask"]
-        return cls(epochs=mt["epochs"], lr=mt["lr"], weight_decay=mt["weight_decay"],
-                   lam=mt["lambda"] if lam is None else lam)
-
-
 @dataclass
 class Batch:
-    """Tensors of one training job, on the device: molecules, combos and per-model row indices."""
+    """Tensors of one training run, on the device: molecules, combos and per-model row indices."""
 
     X_mol: Tensor
     combo_mol: Tensor
@@ -419,149 +284,179 @@ class Batch:
     y_exp: Tensor  # (E, m)
 
 
-def train_multitask(init: Params, spec: MultitaskSpec, batch: Batch, settings: MultitaskSettings,
-                    progress: Any = None) -> tuple[Params, Tensor]:
+def train_multitask(init: Params, spec: MultitaskSpec, batch: Batch, optimizer: OptimizerSettings, lam: float,
+                    progress: Any = None, checkpoints: Checkpoints | None = None,
+                    val_rows: tuple[Tensor, Tensor] | None = None, lr: Tensor | None = None,
+                    weight_decay: Tensor | None = None) -> tuple[Params, Tensor]:
     """Train E models full batch with Adam on ``lam * MSE_sim + (1 - lam) * MSE_exp`` each.
 
-    The summed loss over models gives every model exactly its own gradient. A term whose weight is 0
-    (or that has no rows) is left out, so ``lam = 1`` never touches the experimental head and
-    ``lam = 0`` never touches the simulated one. Returns trained parameters and the final loss ``(E,)``.
+    The summed loss over models gives every model exactly its own gradient. A term whose weight is 0 (or that
+    has no rows) is left out, so ``lam = 1`` never touches the experimental head and ``lam = 0`` never touches
+    the simulated one. ``checkpoints`` (with ``val_rows``: the combo indices of each model's validation pairs,
+    ``(E, v)`` polymer and solvent) validates the experimental head on the way (see
+    :class:`~sim2real_scaling.training.ensemble.Checkpoints`); ``lr``/``weight_decay`` ``(E,)``: rates of each
+    model's own. Returns the trained (or kept) parameters and each model's training loss ``(E,)``.
     """
     device = batch.X_mol.device
+    names = list(init)
     params = {k: v.detach().to(device).clone().requires_grad_(True) for k, v in init.items()}
-    use_sim = settings.lam > 0 and batch.sim_polymer is not None and batch.sim_polymer.shape[1] > 0
-    use_exp = settings.lam < 1 and batch.exp_polymer.shape[1] > 0
+    use_sim = lam > 0 and batch.sim_polymer is not None and batch.sim_polymer.shape[1] > 0
+    use_exp = lam < 1 and batch.exp_polymer.shape[1] > 0
     if not (use_sim or use_exp):
         raise ValueError("nothing to train on: both loss terms are empty or weighted 0")
     frozen = tuple(h for h, used in (("sim", use_sim), ("exp", use_exp)) if not used)  # heads without loss
     trainable = [p for k, p in params.items() if not k.startswith(frozen)]
-    try:
-        optimizer = torch.optim.Adam(trainable, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        optimizer = torch.optim.Adam(trainable, lr=settings.lr, weight_decay=settings.weight_decay, foreach=True)
     E = batch.exp_polymer.shape[0]
+    if lr is not None or weight_decay is not None:
+        rates = _Adam_PerModel(trainable, [torch.zeros_like(p) for p in trainable],
+                               lr if lr is not None else torch.full((E,), optimizer.lr),
+                               weight_decay if weight_decay is not None else torch.full((E,), optimizer.weight_decay))
+        opt = None
+    else:
+        rates = None
+        try:
+            opt = torch.optim.Adam(trainable, lr=optimizer.lr, weight_decay=optimizer.weight_decay, fused=True)
+        except (RuntimeError, TypeError):
+            opt = torch.optim.Adam(trainable, lr=optimizer.lr, weight_decay=optimizer.weight_decay, foreach=True)
+    epochs = optimizer.epochs
     loss = torch.full((E,), float("nan"), device=device)
-    report_every = max(1, settings.epochs // 10)
-    for epoch in range(settings.epochs):
-        optimizer.zero_grad(set_to_none=True)
+    report_every = max(1, epochs // 10)
+    monitor = None
+    if checkpoints is not None:
+        marks = start_checkpoints(checkpoints, E, epochs)
+
+        def predict_val() -> Tensor:
+            with torch.no_grad():
+                return forward_pairs(params, spec, batch.X_mol, batch.combo_mol, batch.combo_extra, val_rows[0],
+                                     val_rows[1], "exp")
+
+        monitor = BlockMonitor(checkpoints, [params[k] for k in names], predict_val if val_rows is not None else None,
+                               np.arange(E), marks)
+        if monitor.check(0, loss):
+            epochs = 0
+    for epoch in range(epochs):
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
+        else:
+            for p in trainable:
+                p.grad = None
         latent = encode(params, spec, batch.X_mol, batch.combo_mol, batch.combo_extra)
         loss = torch.zeros(E, device=device)
         if use_sim:
             pred = head(params, spec, "sim", pair_distance(latent, batch.sim_polymer, batch.sim_solvent))
-            loss = loss + settings.lam * ((pred - batch.y_sim) ** 2).mean(dim=1)
+            loss = loss + lam * ((pred - batch.y_sim) ** 2).mean(dim=1)
         if use_exp:
             pred = head(params, spec, "exp", pair_distance(latent, batch.exp_polymer, batch.exp_solvent))
-            loss = loss + (1 - settings.lam) * ((pred - batch.y_exp) ** 2).mean(dim=1)
+            loss = loss + (1 - lam) * ((pred - batch.y_exp) ** 2).mean(dim=1)
         loss.sum().backward()
-        optimizer.step()
-        if progress is not None and ((epoch + 1) % report_every == 0 or epoch + 1 == settings.epochs):
-            progress(epoch + 1, settings.epochs, float(loss.detach().mean()))
+        if opt is not None:
+            opt.step()
+        else:
+            with torch.no_grad():
+                for g, p in zip(rates.grads, trainable, strict=True):  # type: ignore[union-attr]
+                    g.copy_(p.grad)
+                rates.step()  # type: ignore[union-attr]
+        loss = loss.detach()
+        if progress is not None and ((epoch + 1) % report_every == 0 or epoch + 1 == epochs):
+            progress(epoch + 1, epochs, float(loss.mean()))
+        if monitor is not None and monitor.is_mark(epoch + 1):
+            with torch.no_grad():
+                if monitor.check(epoch + 1, loss):
+                    break
+    if monitor is not None and checkpoints.mode in ("best", "at"):
+        kept = dict(zip(names, monitor.kept, strict=True))  # type: ignore[arg-type]
+        return {k: v.detach() for k, v in kept.items()}, torch.as_tensor(checkpoints.train_loss, dtype=torch.float32)
     return {k: v.detach() for k, v in params.items()}, loss.detach()
 
 
-@torch.no_grad()
-def predict_target(params: Params, spec: MultitaskSpec, data: PairData, device: torch.device,
-                   which: str = "exp") -> np.ndarray:
-    """Predictions ``(E, Nt)`` (transformed scale) of every target row by every model."""
-    t = _tensors(data, device)
-    return forward_pairs(params, spec, t["X_mol"], t["combo_mol"], t["combo_extra"],
-                         torch.from_numpy(data.target_polymer).to(device),
-                         torch.from_numpy(data.target_solvent).to(device), which).cpu().numpy()
-
-
-def _tensors(data: PairData, device: torch.device) -> dict[str, Tensor]:
-    return {"X_mol": torch.from_numpy(data.X_mol).to(device),
-            "combo_mol": torch.from_numpy(data.combo_mol).to(device),
-            "combo_extra": torch.from_numpy(data.combo_extra).to(device)}
-
-
 # --------------------------------------------------------------------------------------------------
-# Trials
+# The strategy
 
 
-def _progress(prefix: str):  # noqa: ANN202
-    start = time.perf_counter()
+class Multitask(Strategy):
+    """One joint model per trial on its n simulated and m experimental pairs (``transfer: multitask``); with
+    ``lam = 0`` and no simulated rows the same model is the direct baseline of a pair study."""
 
-    def report(epoch: int, epochs: int, loss: float) -> None:
-        log.info("%s epoch %d/%d  mean train loss %.4g  (%.1f s)", prefix, epoch, epochs, loss,
-                 time.perf_counter() - start)
+    method = "multitask"
+    uses_source = True
+    lam_override: float | None = None
 
-    return report
+    def __init__(self, settings: TrainingSettings, data: PairData, protocol: Any, device: torch.device) -> None:
+        super().__init__(settings, data, protocol, device)
+        mt = settings.multitask
+        self.spec = MultitaskSpec.from_settings(mt, data.X_mol.shape[1])
+        self.lam = mt.lam if self.lam_override is None else self.lam_override
+        self.optimizer = OptimizerSettings(epochs=mt.epochs, lr=mt.lr, weight_decay=mt.weight_decay)
+        self.base = {"X_mol": torch.from_numpy(data.X_mol).to(device),
+                     "combo_mol": torch.from_numpy(data.combo_mol).to(device),
+                     "combo_extra": torch.from_numpy(data.combo_extra).to(device)}
+        self.y_source = data.source_transform.transform(data.source_values).astype(np.float32)
+
+    def source_rows(self, trial: int, test_rows: np.ndarray) -> np.ndarray:
+        """The trial's simulated rows in its draw's order, without its test pairs' rows when withheld."""
+        d = self.data
+        order = self.protocol.source_order(self.protocol.replicate_of(trial), len(d.source_values))
+        if self.settings.multitask.exclude_test_pairs_from_source:
+            order = order[~np.isin(d.source_pairs[order], np.unique(d.split_groups[test_rows]))]
+        return order
+
+    def fit_predict(self, n_index: int | None, m: int, trials: Sequence[int]) -> tuple[np.ndarray, TrialPredictions]:
+        d, dev = self.data, self.device
+        train_rows, test_rows = self.split(trials, m)
+        transform = self.target_transform(train_rows)
+        y_exp_all = torch.from_numpy(transform.transform_batch(d.target_values).astype(np.float32)).to(dev)  # (E, Nt)
+        n = 0 if n_index is None else int(d.design.n_at(n_index))
+        sim = None
+        if n > 0:
+            src = np.stack([self.source_rows(t, test_rows[e])[:n] for e, t in enumerate(trials)])
+            if src.shape[1] < n:
+                raise ValueError(f"trials have fewer than n={n} usable simulated rows (rerun the design rule)")
+            sim = (torch.from_numpy(d.source_polymer[src]).to(dev), torch.from_numpy(d.source_solvent[src]).to(dev),
+                   torch.from_numpy(self.y_source[src]).to(dev))
+        init_all = init_multitask(self.spec, [self.protocol.init_seed("direct_init", "multitask", t) for t in trials])
+        tp, ts = torch.from_numpy(d.target_polymer).to(dev), torch.from_numpy(d.target_solvent).to(dev)
+        label = f"[{self.method} {d.name} n={n} m={m} trials {trials[0]}-{trials[-1]}]"
+        progress = progress_logger(label)
+
+        def train(init_index: np.ndarray, rows: np.ndarray, opt: OptimizerSettings, cp: Checkpoints | None,
+                  lr: np.ndarray | None, wd: np.ndarray | None) -> tuple[Params, Tensor]:
+            idx = torch.as_tensor(np.asarray(init_index), device=dev)
+            rows_t = torch.from_numpy(np.ascontiguousarray(rows)).to(dev)
+            batch = Batch(**self.base,
+                          sim_polymer=sim[0][idx] if sim else None, sim_solvent=sim[1][idx] if sim else None,
+                          y_sim=sim[2][idx] if sim else None, exp_polymer=tp[rows_t], exp_solvent=ts[rows_t],
+                          y_exp=torch.gather(y_exp_all[idx], 1, rows_t))
+            val = None
+            if cp is not None and cp.val_idx is not None:
+                v = cp.val_idx.to(dev)
+                val = (tp[v], ts[v])
+            init = {k: p[idx.cpu()] for k, p in init_all.items()}
+            return train_multitask(init, self.spec, batch, opt, self.lam, progress, cp, val,
+                                   None if lr is None else torch.as_tensor(lr, dtype=torch.float32, device=dev),
+                                   None if wd is None else torch.as_tensor(wd, dtype=torch.float32, device=dev))
+
+        def predict_rows(params: Params, rows: Tensor) -> Tensor:
+            with torch.no_grad():
+                return forward_pairs(params, self.spec, self.base["X_mol"], self.base["combo_mol"],
+                                     self.base["combo_extra"], tp[rows], ts[rows], "exp")
+
+        learner = Learner(train=train, predict=predict_rows, optimizer=self.optimizer)
+        chosen = select_and_train(learner, self.protocol, trials, train_rows, transform, d.target_values,
+                                  self.settings.model.selection)
+        pred_t = predict_rows(chosen.params, torch.from_numpy(test_rows).to(dev)).cpu().numpy().astype(np.float64)
+        pred = transform.inverse_batch(pred_t)
+        return test_rows, TrialPredictions(pred=pred, train_loss=chosen.train_loss, val_mae=chosen.val_mae,
+                                           epochs=chosen.epochs, lr=chosen.lr, weight_decay=chosen.weight_decay,
+                                           selection=chosen.selection)
 
 
-def run_multitask_trials(config: Mapping[str, Any], data: PairData, trials: Sequence[int], *,
-                         n_index: int | None, device: torch.device | None = None) -> ChunkResult:
-    """Train the given trials at every m of the grid and return their test errors.
+class MultitaskDirect(Multitask):
+    """Direct learning in a pair study: the multitask model with ``lambda = 0`` and no simulated rows."""
 
-    ``n_index`` given: multitask transfer on the first n = grid n[n_index] simulated rows of each trial
-    plus its m experimental training rows (method ``transfer``); None: direct learning, the same model
-    on the m experimental rows alone with ``lambda = 0`` (method ``direct``, n = 0).
-    """
-    device = device or resolve_device(config["device"])
-    seed, prop = config["seed"], data.name
-    method = "direct" if n_index is None else "transfer"
-    n = 0 if n_index is None else int(data.grid["n"][n_index])
-    spec = MultitaskSpec.from_config(config, data.X_mol.shape[1])
-    settings = MultitaskSettings.from_config(config, lam=0.0 if n_index is None else None)
-    n_test = int(data.grid["n_test"])
-    splits = [trial_rows(config, prop, t, data.target_pairs, data.source_pairs, n_test) for t in trials]
-    if n > 0:
-        short = [t for t, s in zip(trials, splits, strict=True) if len(s[2]) < n]
-        if short:
-            raise DataError(f"trials {short[:5]} have fewer than n={n} usable simulated rows (re-run prepare)")
-    # one initialisation per trial, shared by every n and by direct learning (common random numbers)
-    init = init_multitask(spec, [torch_seed(seed, "direct_init", prop, "multitask", t) for t in trials])
-    base = _tensors(data, device)
-    sim = None
-    if n > 0:
-        src_rows = np.stack([s[2][:n] for s in splits])
-        sim = (torch.from_numpy(data.source_polymer[src_rows]).to(device),
-               torch.from_numpy(data.source_solvent[src_rows]).to(device),
-               torch.from_numpy(data.y_source[src_rows]).to(device))
-    rows_out, group_out, material_out = [], [], []
-    for m in data.grid["m"]:
-        train_rows = np.stack([s[0][:m] for s in splits])
-        batch = Batch(**base, sim_polymer=sim[0] if sim else None, sim_solvent=sim[1] if sim else None,
-                      y_sim=sim[2] if sim else None,
-                      exp_polymer=torch.from_numpy(data.target_polymer[train_rows]).to(device),
-                      exp_solvent=torch.from_numpy(data.target_solvent[train_rows]).to(device),
-                      y_exp=torch.from_numpy(data.y_target[train_rows]).to(device))
-        label = f"[{method} {prop} n={n} m={m} trials {trials[0]}-{trials[-1]}]"
-        params, loss = train_multitask(init, spec, batch, settings, progress=_progress(label))
-        pred_t = predict_target(params, spec, data, device)
-        with np.errstate(over="ignore", invalid="ignore"):
-            pred = data.transform_target.inverse_transform(pred_t.astype(np.float64))
-        abs_err = np.abs(pred - data.value_target[None, :])  # (E, Nt)
-        final_loss = loss.cpu().numpy()
-        maes = []
-        for e, t in enumerate(trials):
-            test = splits[e][1]
-            mae = float(abs_err[e, test].mean())
-            ok = bool(np.isfinite(mae) and np.isfinite(final_loss[e]))
-            maes.append(mae if ok else float("nan"))
-            rows_out.append((prop, method, n, m, t, mae if ok else float("nan"), float(final_loss[e]),
-                             "ok" if ok else "diverged"))
-            for column, labels in data.groups.items():
-                test_labels = labels[test]
-                for group in np.unique(test_labels):
-                    err = abs_err[e, test[test_labels == group]]
-                    group_out.append((prop, method, n, m, t, column, group, float(err.mean()), int(err.size)))
-        if config["protocol"]["per_material"]:
-            sums: dict[str, float] = {}
-            counts: dict[str, int] = {}
-            for e in range(len(trials)):
-                for i in splits[e][1]:
-                    if np.isfinite(abs_err[e, i]):
-                        key = data.target_keys[i]
-                        sums[key] = sums.get(key, 0.0) + float(abs_err[e, i])
-                        counts[key] = counts.get(key, 0) + 1
-            material_out.extend((prop, method, n, m, k, sums[k], counts[k]) for k in sorted(sums))
-        finite = np.isfinite(maes)
-        log.info("[%s %s n=%d m=%d] %d trials: mean test MAE %.5g%s", method, prop, n, m, len(trials),
-                 float(np.nanmean(maes)) if finite.any() else float("nan"),
-                 f", {int((~finite).sum())} diverged" if not finite.all() else "")
-    return ChunkResult(
-        trials=pd.DataFrame(rows_out, columns=TRIAL_COLUMNS),
-        groups=pd.DataFrame(group_out, columns=GROUP_COLUMNS),
-        materials=pd.DataFrame(material_out, columns=MATERIAL_COLUMNS),
-    )
+    method = "direct"
+    uses_source = False
+    lam_override = 0.0
+
+
+STRATEGIES["multitask"] = Multitask
+PAIR_STRATEGIES: dict[str, type[Strategy]] = {"multitask": Multitask, "direct": MultitaskDirect}

@@ -1,9 +1,12 @@
-"""The trial engine: pretraining on n source rows, then fine-tuning (or direct learning) on trials.
+"""The trial runner: one protocol, several strategies, the same trial tables.
 
-A *trial* is one random split of the target set into a training part and a test part. Trial t draws its
-split, its m-subsets (nested: the first m rows of the shuffled training part) and, for direct learning,
-its initial weights from seeds that depend only on (study seed, property, trial), never on the chunk it
-is trained in. A chunk of trials is trained at once as a vectorised ensemble (:mod:`.ensemble`).
+A training job trains one chunk of trials of one property with one strategy (a *method* of the output contract:
+``finetune``, ``multitask``, ``direct``, ``simulation``, ...), at every n of its block and every m of the design.
+The protocol (:mod:`.protocol`: splits, m-subsets, validation rows, pretraining draws, seeds) and the model
+selection (:mod:`.selection`) are the same for every strategy; a strategy only says how its networks start and
+train (:mod:`.strategies`). The runner then turns each trial's test predictions into the rows of trials.csv,
+group_trials.csv and material_errors.csv (:mod:`sim2real_scaling.contract`). A chunk of trials trains as one
+vectorised ensemble; there is no Python loop over trials in training.
 """
 
 from __future__ import annotations
@@ -12,98 +15,83 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from sim2real_scaling.training.ensemble import MLPSpec, OptimizerSettings, init_parameters, predict, resolve_device, train_ensemble
-from sim2real_scaling.data.features import DescriptorStore, design_matrix
-from sim2real_scaling.io import read_json
-from sim2real_scaling.seeding import rng, torch_seed
+from sim2real_scaling.contract import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS
+from sim2real_scaling.data.features import DescriptorStore, DescriptorTransform
 from sim2real_scaling.data.transforms import PropertyTransform
+from sim2real_scaling.training.design import Design
+from sim2real_scaling.training.ensemble import resolve_device
+from sim2real_scaling.training.protocol import Protocol
+from sim2real_scaling.training.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
-
-TRIAL_COLUMNS = ["property", "method", "n", "m", "trial", "mae", "train_loss", "status"]
-GROUP_COLUMNS = ["property", "method", "n", "m", "trial", "group_by", "group", "mae", "count"]
-MATERIAL_COLUMNS = ["property", "method", "n", "m", "material", "abs_error_sum", "count"]
 
 
 @dataclass
 class PropertyData:
-    """Everything a training job needs for one property, loaded once per job."""
+    """One property's usable rows, ready for training (single-molecule inputs).
+
+    Descriptors are transformed with statistics fitted on the source molecules only; property values stay in
+    the property's own units (every trial transforms its targets with its own fitted transform).
+    """
 
     name: str
-    X_source: np.ndarray  # (Ns, d) float32, standardized descriptors
-    y_source: np.ndarray  # (Ns,) float32, transformed source values
+    X_source: np.ndarray  # (Ns, d) float32
+    source_values: np.ndarray  # (Ns,) property units
     X_target: np.ndarray  # (Nt, d) float32
-    y_target: np.ndarray  # (Nt,) float32, transformed target values
-    value_target: np.ndarray  # (Nt,) float64, target values in the property's own units
-    target_keys: list[str]
+    target_values: np.ndarray  # (Nt,) property units
+    target_keys: list[str]  # (Nt,) material label (id column, else canonical key)
     groups: dict[str, np.ndarray]  # group column -> (Nt,) labels
-    transform_target: PropertyTransform
-    grid: dict[str, Any]
+    sim_values: np.ndarray  # (Nt,) the source value of the same material, NaN where it has none
+    source_transform: PropertyTransform  # fitted on every usable source value
+    design: Design
+    split_groups: np.ndarray | None = None
     feature_names: list[str] = field(default_factory=list)
+    descriptor_note: str = ""
 
 
-def load_property_data(config: Mapping[str, Any], name: str, prepared_dir: str | Path,
-                       descriptors: str | Path) -> PropertyData:
-    prepared = Path(prepared_dir)
-    src = pd.read_csv(prepared / "source.csv", keep_default_na=False, na_values=[""])
-    tgt = pd.read_csv(prepared / "target.csv", keep_default_na=False, na_values=[""])
-    store = DescriptorStore.load(descriptors)
-    grid = read_json(prepared / "grid.json")
-    src, tgt, grid = _drop_unfeaturized(name, src, tgt, store, grid)
-    keys = src["key"].astype(str).tolist() + tgt["key"].astype(str).tolist()
-    dm = design_matrix(store.rows(keys), store.names.tolist(), config["descriptor"]["drop_zero_variance"])
-    ns = len(src)
-    transforms = read_json(prepared / "transform.json")
-    groups = {c: tgt[c].astype(str).to_numpy() for c in config["protocol"]["group_columns"] if c in tgt.columns}
-    material = tgt["id"].astype(str) if "id" in tgt.columns else tgt["key"].astype(str)
-    groups_material = material.to_numpy()
-    data = PropertyData(
-        name=name, X_source=dm.X[:ns], y_source=src["y"].to_numpy(np.float32), X_target=dm.X[ns:],
-        y_target=tgt["y"].to_numpy(np.float32), value_target=tgt["value"].to_numpy(np.float64),
-        target_keys=groups_material.tolist(), groups=groups,
-        transform_target=PropertyTransform.from_dict(transforms["target"]), grid=grid,
-        feature_names=dm.names,
-    )
-    return data
+def _labels(column: pd.Series) -> np.ndarray:
+    return column.astype(str).to_numpy()
 
 
-def _drop_unfeaturized(name: str, src: pd.DataFrame, tgt: pd.DataFrame, store: DescriptorStore,
-                       grid: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Leave out molecules the descriptor could not handle (listed in features/failed.csv).
+def load_property_data(settings: TrainingSettings, source: pd.DataFrame, target: pd.DataFrame, store: DescriptorStore,
+                       design: Design) -> PropertyData:
+    """:class:`PropertyData` from the prepared tables (``key, value`` and id/group columns), the study's
+    descriptors and the property's design (which rows are used)."""
+    src = source.drop(index=design.excluded_source).reset_index(drop=True)
+    tgt = target.drop(index=design.excluded_target).reset_index(drop=True)
+    missing = [k for k in src["key"].astype(str).tolist() + tgt["key"].astype(str).tolist() if not store.has([k])[0]]
+    if missing:
+        raise ValueError(f"{len(missing)} molecules of the design have no descriptors, e.g. {missing[:3]}: the "
+                         "design is older than the descriptors; rerun the design rule")
+    names = store.names.tolist()
+    transform = DescriptorTransform(settings.descriptor).fit(store.rows(src["key"].astype(str).tolist()), names)
+    X_source = transform.apply(store.rows(src["key"].astype(str).tolist()))
+    X_target = transform.apply(store.rows(tgt["key"].astype(str).tolist()))
+    note = (f"descriptors: {settings.descriptor.method} fitted on {len(src)} source molecules, {len(X_target.names)} "
+            f"columns; largest |input| of a target molecule {X_target.max_abs:.3g}"
+            + (f", {X_target.clipped:.2%} of target inputs clipped at {settings.descriptor.clip:g}"
+               if settings.descriptor.clip is not None else ""))
+    sim = src.drop_duplicates("key").set_index("key")["value"]
+    sim_values = tgt["key"].map(sim).to_numpy(dtype=float)
+    material = (tgt["id"] if "id" in tgt.columns else tgt["key"]).astype(str).tolist()
+    groups = {c: _labels(tgt[c]) for c in settings.protocol.group_columns if c in tgt.columns}
+    source_values = src["value"].to_numpy(dtype=float)
+    return PropertyData(
+        name=settings.property, X_source=X_source.X, source_values=source_values, X_target=X_target.X,
+        target_values=tgt["value"].to_numpy(dtype=float), target_keys=material, groups=groups, sim_values=sim_values,
+        source_transform=PropertyTransform(list(settings.transform_steps)).fit(
+            source_values, f"properties.{settings.property}.source values"),
+        design=design, feature_names=X_source.names, descriptor_note=note)
 
-    The n and m grids shrink to what is left, so the sizes recorded in trials.csv are the sizes used.
-    """
-    keep_src, keep_tgt = store.has(src["key"].astype(str)), store.has(tgt["key"].astype(str))
-    if keep_src.all() and keep_tgt.all():
-        return src, tgt, grid
-    log.warning("%s: %d source and %d target molecules have no descriptors and are left out (see the "
-                "featurize log)", name, int((~keep_src).sum()), int((~keep_tgt).sum()))
-    src, tgt = src[keep_src].reset_index(drop=True), tgt[keep_tgt].reset_index(drop=True)
-    grid = dict(grid)
-    grid["n"] = [min(int(n), len(src)) for n in grid["n"]]
-    grid["n_train"] = len(tgt) - int(grid["n_test"])
-    grid["m"] = sorted({min(int(m), grid["n_train"]) for m in grid["m"]})
-    return src, tgt, grid
 
-
-def model_spec(config: Mapping[str, Any], d_in: int) -> MLPSpec:
-    return MLPSpec(d_in=d_in, hidden=tuple(config["model"]["hidden"]), activation=config["model"]["activation"])
-
-
-def trial_split(seed: int, prop: str, trial: int, n_target: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
-    """(training rows in shuffled order, test rows) of one trial; the first m training rows form its m-subset."""
-    perm = rng(seed, "split", prop, trial).permutation(n_target)
-    return perm[n_test:], perm[:n_test]
-
-
-def _progress(prefix: str):  # noqa: ANN202
+def progress_logger(prefix: str):  # noqa: ANN201
+    """A progress callback logging epochs, the mean training loss, wall and CPU seconds."""
     start, cpu_start = time.perf_counter(), time.process_time()
 
     def report(epoch: int, epochs: int, loss: float) -> None:
@@ -114,30 +102,18 @@ def _progress(prefix: str):  # noqa: ANN202
     return report
 
 
-def pretrain(config: Mapping[str, Any], data: PropertyData, n_index: int, device: torch.device | None = None) -> dict[str, Any]:
-    """Pretrain ``pretrain_replicates`` networks on n source rows (n = grid n[n_index]).
+@dataclass
+class TrialPredictions:
+    """What a strategy returns for E trials at one (n, m): test predictions and the chosen settings."""
 
-    Replicate r uses the first n rows of its own seeded permutation of the source table, so the
-    samples are nested along the n grid. Returns a plain dict of CPU tensors and metadata.
-    """
-    device = device or resolve_device(config["device"])
-    seed, prop = config["seed"], data.name
-    n = int(data.grid["n"][n_index])
-    replicates = config["protocol"]["pretrain_replicates"]
-    rows = np.stack([rng(seed, "pretrain_sample", prop, r).permutation(len(data.y_source))[:n]
-                     for r in range(replicates)])
-    spec = model_spec(config, data.X_source.shape[1])
-    init = init_parameters(spec, [torch_seed(seed, "pretrain_init", prop, n_index, r) for r in range(replicates)])
-    settings = OptimizerSettings.from_config(config["model"]["pretrain"])
-    X = torch.from_numpy(data.X_source).to(device)
-    y = torch.from_numpy(data.y_source).to(device)
-    params, loss = train_ensemble(
-        init, X, y, torch.from_numpy(rows).to(device), settings, activation=spec.activation,
-        shuffle_seeds=[torch_seed(seed, "pretrain_shuffle", prop, n_index, r) for r in range(replicates)],
-        progress=_progress(f"[pretrain {prop} n={n}]"),
-    )
-    return {"params": [p.cpu() for p in params], "n": n, "n_index": n_index, "final_loss": loss.cpu().tolist(),
-            "d_in": spec.d_in, "hidden": list(spec.hidden), "activation": spec.activation}
+    pred: np.ndarray  # (E, n_test) property units (NaN where a reference has no prediction, or diverged)
+    covered: np.ndarray | None = None  # (E, n_test) rows a reference predicts (simulation); None = all
+    train_loss: np.ndarray | None = None
+    val_mae: np.ndarray | None = None
+    epochs: np.ndarray | None = None
+    lr: np.ndarray | None = None
+    weight_decay: np.ndarray | None = None
+    selection: str = "none"
 
 
 @dataclass
@@ -146,74 +122,115 @@ class ChunkResult:
     groups: pd.DataFrame
     materials: pd.DataFrame
 
+    @classmethod
+    def empty(cls) -> ChunkResult:
+        return cls(pd.DataFrame(columns=list(TRIAL_COLUMNS)), pd.DataFrame(columns=list(GROUP_COLUMNS)),
+                   pd.DataFrame(columns=list(MATERIAL_COLUMNS)))
 
-def run_trials(config: Mapping[str, Any], data: PropertyData, trials: Sequence[int], *,
-               pretrained: Mapping[str, Any] | None = None, device: torch.device | None = None) -> ChunkResult:
-    """Train the given trials at every m of the grid, as one ensemble per m; return their test errors.
+    @classmethod
+    def concat(cls, parts: Sequence[ChunkResult]) -> ChunkResult:
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            return cls.empty()
+        return cls(*(pd.concat([getattr(p, k) for p in parts], ignore_index=True) if any(
+            len(getattr(p, k)) for p in parts) else getattr(parts[0], k) for k in ("trials", "groups", "materials")))
 
-    ``pretrained`` given: fine-tuning from the pretrained replicate ``trial mod replicates``
-    (method ``transfer``); None: direct learning from each trial's own random initialisation.
+
+def _opt(values: np.ndarray | None, E: int, fill: float = np.nan) -> np.ndarray:
+    return np.full(E, fill) if values is None else np.asarray(values, dtype=float)
+
+
+def tabulate(data: Any, settings: TrainingSettings, method: str, n: int, m: int, trials: Sequence[int],
+             test_rows: np.ndarray, result: TrialPredictions) -> ChunkResult:
+    """The rows of the three tables for E trials at one (n, m)."""
+    prop = data.name
+    E = len(trials)
+    values = data.target_values
+    abs_err = np.abs(result.pred - values[test_rows])  # (E, n_test)
+    covered = np.ones_like(abs_err, dtype=bool) if result.covered is None else result.covered
+    with np.errstate(invalid="ignore"):
+        counted = np.where(covered, abs_err, 0.0).sum(axis=1)
+        n_counted = covered.sum(axis=1)
+        mae = np.where(n_counted > 0, counted / np.maximum(n_counted, 1), np.nan)
+        sim_rows = np.isfinite(data.sim_values[test_rows]) & covered
+        n_sim = sim_rows.sum(axis=1)
+        mae_sim = np.where(n_sim > 0, np.where(sim_rows, abs_err, 0.0).sum(axis=1) / np.maximum(n_sim, 1), np.nan)
+    loss = _opt(result.train_loss, E)
+    ok = np.isfinite(mae) & (np.isfinite(loss) | (result.train_loss is None))
+    replicate = np.array([settings.protocol.replicate_of(t) for t in trials])
+    trial_table = pd.DataFrame({
+        "property": prop, "method": method, "n": n, "m": m, "trial": list(trials), "replicate": replicate,
+        "mae": np.where(ok, mae, np.nan), "mae_sim_rows": np.where(ok, mae_sim, np.nan), "sim_rows": n_sim,
+        "train_loss": loss, "val_mae": _opt(result.val_mae, E), "epochs": _opt(result.epochs, E),
+        "lr": _opt(result.lr, E), "weight_decay": _opt(result.weight_decay, E), "selection": result.selection,
+        "status": np.where(ok, "ok", np.where(n_counted == 0, "no_reference", "diverged")
+                           if result.covered is not None else "diverged"),
+    }, columns=list(TRIAL_COLUMNS))
+    group_rows = []
+    for column, labels in data.groups.items():
+        test_labels = labels[test_rows]
+        for group in np.unique(test_labels):
+            mask = (test_labels == group) & covered
+            counts = mask.sum(axis=1)
+            sums = np.where(mask, abs_err, 0.0).sum(axis=1)
+            for e in np.flatnonzero(counts):
+                if ok[e]:
+                    group_rows.append((prop, method, n, m, trials[e], replicate[e], column, group, sums[e] / counts[e],
+                                       int(counts[e])))
+    material_rows = []
+    if settings.protocol.per_material:
+        flat_rows = test_rows[ok].ravel()
+        flat_err = abs_err[ok].ravel()
+        use = np.isfinite(flat_err) & covered[ok].ravel()
+        sums = np.bincount(flat_rows[use], weights=flat_err[use], minlength=len(values))
+        counts = np.bincount(flat_rows[use], minlength=len(values))
+        material_rows = [(prop, method, n, m, data.target_keys[i], float(sums[i]), int(counts[i]))
+                         for i in np.flatnonzero(counts)]
+    n_bad = int((~ok).sum())
+    log.info("[%s %s n=%d m=%d] %d trials: mean test MAE %.5g%s (selection %s%s)", method, prop, n, m, E,
+             float(np.nanmean(np.where(ok, mae, np.nan))) if n_bad < E else float("nan"),
+             f", {n_bad} diverged" if n_bad else "", result.selection,
+             f", median {np.nanmedian(result.epochs):.0f} epochs" if result.epochs is not None and E else "")
+    return ChunkResult(trial_table, pd.DataFrame(group_rows, columns=list(GROUP_COLUMNS)),
+                       pd.DataFrame(material_rows, columns=list(MATERIAL_COLUMNS)))
+
+
+def make_protocol(settings: TrainingSettings, data: Any) -> Protocol:
+    return Protocol(settings.protocol, data.name, len(data.target_values), int(data.design.n_test),
+                    split_groups=data.split_groups)
+
+
+def run_job(settings: TrainingSettings, data: Any, method: str, trials: Sequence[int],
+            n_indices: Sequence[int] | None = None, *, pretrained: Mapping[int, Mapping[str, Any]] | None = None,
+            device: torch.device | None = None) -> tuple[ChunkResult, dict[int, dict[str, Any]]]:
+    """Train ``trials`` of one property with strategy ``method`` at each grid n of ``n_indices`` (a transfer
+    method) or once (a reference, ``n_indices`` None), at every m of the design.
+
+    ``pretrained``: n index -> pretrained networks (from a pretrain job); a transfer method missing them
+    pretrains them here. Returns the tables and the pretrained networks it used (to save them).
     """
-    device = device or resolve_device(config["device"])
-    seed, prop = config["seed"], data.name
-    method = "direct" if pretrained is None else "transfer"
-    n = 0 if pretrained is None else int(pretrained["n"])
-    spec = model_spec(config, data.X_target.shape[1])
-    settings = OptimizerSettings.from_config(config["model"]["direct" if pretrained is None else "finetune"])
-    n_test = int(data.grid["n_test"])
-    splits = [trial_split(seed, prop, t, len(data.y_target), n_test) for t in trials]
-    test_rows = np.stack([s[1] for s in splits])
-    X = torch.from_numpy(data.X_target).to(device)
-    y = torch.from_numpy(data.y_target).to(device)
-    if pretrained is not None:
-        if pretrained["d_in"] != spec.d_in:
-            raise ValueError(f"pretrained network has {pretrained['d_in']} inputs, the target data {spec.d_in}")
-        replicates = pretrained["params"][0].shape[0]
-        pick = torch.tensor([t % replicates for t in trials])
-        init = [p[pick] for p in pretrained["params"]]
-    else:
-        init = init_parameters(spec, [torch_seed(seed, "direct_init", prop, t) for t in trials])
-    stream = "direct_shuffle" if pretrained is None else "finetune_shuffle"
-    rows_out, group_out, material_out = [], [], []
-    for m in data.grid["m"]:
-        train_idx = torch.from_numpy(np.stack([s[0][:m] for s in splits])).to(device)
-        params, loss = train_ensemble(
-            init, X, y, train_idx, settings, activation=spec.activation,
-            shuffle_seeds=[torch_seed(seed, stream, prop, n, m, t) for t in trials],
-            progress=_progress(f"[{method} {prop} n={n} m={m} trials {trials[0]}-{trials[-1]}]"),
-        )
-        pred_t = predict(params, X, torch.from_numpy(test_rows).to(device), spec.activation).cpu().numpy()
-        with np.errstate(over="ignore", invalid="ignore"):
-            pred = data.transform_target.inverse_transform(pred_t.astype(np.float64))
-        abs_err = np.abs(pred - data.value_target[test_rows])  # (E, n_test)
-        mae = abs_err.mean(axis=1)
-        final_loss = loss.cpu().numpy()
-        for e, t in enumerate(trials):
-            ok = bool(np.isfinite(mae[e]) and np.isfinite(final_loss[e]))
-            rows_out.append((prop, method, n, m, t, float(mae[e]) if ok else float("nan"), float(final_loss[e]),
-                             "ok" if ok else "diverged"))
-        for column, labels in data.groups.items():
-            test_labels = labels[test_rows]
-            for group in np.unique(test_labels):
-                mask = test_labels == group
-                counts = mask.sum(axis=1)
-                sums = np.where(mask, abs_err, 0.0).sum(axis=1)
-                for e, t in enumerate(trials):
-                    if counts[e]:
-                        group_out.append((prop, method, n, m, t, column, group, sums[e] / counts[e], int(counts[e])))
-        if config["protocol"]["per_material"]:
-            flat_rows, flat_err = test_rows.ravel(), abs_err.ravel()
-            finite = np.isfinite(flat_err)
-            sums = np.bincount(flat_rows[finite], weights=flat_err[finite], minlength=len(data.y_target))
-            counts = np.bincount(flat_rows[finite], minlength=len(data.y_target))
-            for i in np.flatnonzero(counts):
-                material_out.append((prop, method, n, m, data.target_keys[i], float(sums[i]), int(counts[i])))
-        n_bad = int((~np.isfinite(mae)).sum())
-        log.info("[%s %s n=%d m=%d] %d trials: mean test MAE %.5g%s", method, prop, n, m, len(trials),
-                 float(np.nanmean(mae)) if n_bad < len(mae) else float("nan"),
-                 f", {n_bad} diverged" if n_bad else "")
-    return ChunkResult(
-        trials=pd.DataFrame(rows_out, columns=TRIAL_COLUMNS),
-        groups=pd.DataFrame(group_out, columns=GROUP_COLUMNS),
-        materials=pd.DataFrame(material_out, columns=MATERIAL_COLUMNS),
-    )
+    from sim2real_scaling.training.strategies import get_strategy
+
+    device = device or resolve_device(settings.device)
+    strategy = get_strategy(method, settings.input_kind)(settings, data, make_protocol(settings, data), device)
+    trials = list(trials)
+    parts: list[ChunkResult] = []
+    used: dict[int, dict[str, Any]] = {}
+    if not strategy.uses_source:
+        for m in data.design.m:
+            test_rows, result = strategy.fit_predict(None, int(m), trials)
+            parts.append(tabulate(data, settings, method, 0, int(m), trials, test_rows, result))
+        return ChunkResult.concat(parts), used
+    for n_index in n_indices or []:
+        n = data.design.n_at(n_index)
+        if n is None:
+            log.info("%s: grid position %d was dropped (see design.json notes): nothing to train", data.name, n_index)
+            continue
+        state = (pretrained or {}).get(n_index)
+        state = strategy.prepare_source(n_index, trials, state)
+        if state is not None:
+            used[n_index] = state
+        for m in data.design.m:
+            test_rows, result = strategy.fit_predict(n_index, int(m), trials)
+            parts.append(tabulate(data, settings, method, int(n), int(m), trials, test_rows, result))
+    return ChunkResult.concat(parts), used
