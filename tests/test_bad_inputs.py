@@ -224,6 +224,67 @@ def test_failed_prepare_job_names_its_log_whose_last_line_is_the_message(tmp_pat
     assert not target.exists()
 
 
+E2E_CASES = ["latin1_header", "folder_as_path", "decimal_commas_unquoted", "mostly_rejected"]
+
+
+@pytest.mark.parametrize("case_id", E2E_CASES)
+def test_bad_table_through_snakemake_is_one_line_once(case_id, tmp_path):
+    """As a user runs it (group_columns set, as in the shipped configs): the failed prepare job's log ends with the
+    message, the message reaches the screen once, no traceback anywhere, nothing blames .snakemake."""
+    case = next(c for c in TABLE_CASES if c["id"] == case_id)
+    config = deep_merge(CASES["base"], case.get("config", {}))
+    config.update(study="bad_table", results_dir=str(tmp_path / "results"))
+    for role in ("source", "target"):
+        spec = config["properties"]["density"][role]
+        spec["path"] = str(TABLES / case.get("tables", {}).get(role, spec["path"]))
+    assert config["protocol"]["group_columns"] == ["polymer_class"]
+    (tmp_path / "bad_table.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    grid = tmp_path / "results" / "bad_table" / "prepared" / "density" / "grid.json"
+    proc = run_snakemake("--cores", "1", "--configfile", str(tmp_path / "bad_table.yaml"), "--directory",
+                         str(tmp_path / "wd"), str(grid), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Error in rule prepare" in out, out[-3000:]
+    assert "Traceback" not in out and "write permission" not in out, out[-3000:]
+    log_dir = tmp_path / "wd" / "logs" / "bad_table" / "prepare"
+    log_text = (log_dir / "density.log").read_text()
+    assert "Traceback" not in log_text
+    last = log_text.strip().splitlines()[-1]
+    assert_message(last, case["message"])
+    message = last.split(" ERROR ", 1)[1]
+    assert out.count(message) == 1, out[-3000:]
+    assert not grid.exists()
+    if "rejected.csv" in case.get("writes", []):  # the rows are kept where a failed job's files survive
+        rejected = pd.read_csv(log_dir / "density.rejected.csv")
+        assert len(rejected) > 0 and "logs/bad_table/prepare/density.rejected.csv" in message
+
+
+def test_unexpected_error_in_a_rule_is_one_line_and_the_traceback_only_on_request(tmp_path, restore_logging,
+                                                                                  capsys, monkeypatch):
+    """A bug (not a bad input): one line naming the rule and the error, exit status 1; SIM2REAL_DEBUG=1 adds the
+    traceback."""
+    class FakeSnakemake:
+        log = [str(tmp_path / "prepare.log")]
+        threads = 1
+        rule = "prepare"
+        config = {}
+
+    def broken(settings):
+        raise KeyError("polymer_class")
+
+    for debug in ("", "1"):
+        monkeypatch.setenv("SIM2REAL_DEBUG", debug)
+        with pytest.raises(SystemExit) as info:
+            run(FakeSnakemake, broken)
+        assert info.value.code == 1
+        text = (tmp_path / "prepare.log").read_text()
+        err = capsys.readouterr().err
+        assert "unexpected error in rule prepare" in text and "KeyError" in text
+        assert ("Traceback" in text) == bool(debug)
+        assert "unexpected error" not in err  # the log only: Snakemake prints a failed job's log, once
+        if not debug:
+            assert len(text.strip().splitlines()) == 1 and "SIM2REAL_DEBUG=1" in text
+
+
 def test_missing_input_file_is_named_before_any_job_runs(tmp_path):
     config = _study_config(tmp_path, "does_not_exist.csv")
     proc = run_snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path / "wd"), check=False)

@@ -275,5 +275,16 @@ def check_unit_columns(source: CleanTable, target: CleanTable, what: str, fit_on
                    "both; convert one table, or set transform_fit_on: each if they are different quantities")
 
 
+def check_temperatures(table: pd.DataFrame, what: str, path: str, column: str, checks: Checks,
+                       temperature: str = "temperature_K") -> None:
+    """Pair tables take temperatures in kelvin: values that read like degrees Celsius are named."""
+    kelvin = table[temperature].to_numpy(dtype=float)
+    low = table.loc[kelvin < 150, "source_row"].tolist()
+    if low:
+        checks.add("warning", "temperature_celsius",
+                   f"{what}: {len(low)} temperature(s) of {path} column {column!r} are below 150 K ({_rows(low)}, "
+                   f"e.g. {kelvin[kelvin < 150][0]:g}): degrees Celsius? temperature_column must be in kelvin")
+
+
 def summary_of(checks: Checks) -> Mapping[str, Any]:
     return {"warnings": sum(c.level == "warning" for c in checks), "notes": sum(c.level == "note" for c in checks)}

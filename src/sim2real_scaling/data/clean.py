@@ -121,7 +121,9 @@ def parse_values(cells: pd.Series) -> tuple[np.ndarray, list[str | None]]:
         elif np.isnan(values[i]):
             hint = ""
             if _DECIMAL_COMMA.match(raw):
-                hint = f"; a decimal comma? write {raw.replace(',', '.')}"
+                hint = (f"; a decimal comma? write {raw.replace(',', '.')}" if len(raw.split(",")[1]) != 3 else
+                        f"; a decimal comma or a thousands separator? write {raw.replace(',', '.')} or "
+                        f"{raw.replace(',', '')}")
             elif _NUMBER_WITH_TEXT.match(raw):
                 hint = "; a unit or note in the cell? give the number alone (the unit goes in properties.<name>.unit)"
             reasons[i] = f"not a number ({raw!r} is not numeric{hint})"
@@ -137,6 +139,9 @@ def _blank(cells: pd.Series) -> np.ndarray:
 # ---- keys -------------------------------------------------------------------------------------------
 
 _FORMULA = re.compile(r"^(?:[A-Z][a-z]?(?:\d+(?:\.\d+)?)?|\((?:[A-Z][a-z]?(?:\d+(?:\.\d+)?)?)+\)\d*(?:\.\d+)?)+$")
+
+
+_SMILES_LIKE = re.compile(r"[*=#@\[\]]|[cnos]\d|\)[A-Z]|^[a-z]")
 
 
 def looks_like_formula(text: str) -> bool:
@@ -210,6 +215,8 @@ def canonical_formulas(formulas: Sequence[Any]) -> tuple[list[str | None], list[
             out.append(None)
             if texts[i] and _is_number(texts[i]):
                 reasons[i] = f"not a formula ({texts[i]!r} is a number; is key_column the right column?)"
+            elif texts[i] and _SMILES_LIKE.search(texts[i]):
+                reasons[i] = f"{reasons[i]} (it looks like a SMILES: for SMILES set input_kind: smiles)"
         else:
             out.append("".join(f"{el}{x:.6g}" for el, x in sorted(frac.items())))
     return out, reasons
@@ -341,7 +348,7 @@ def no_usable_rows_message(what: str, path: str, rejected: pd.DataFrame, key_col
     examples = "; ".join(f"row {r['row']} {r['column']}: {r['reason']}" for _, r in rejected.head(3).iterrows())
     message = f"{what}: no usable rows left in {path} ({len(rejected)} rejected, e.g. {examples})"
     if len(rejected) and (rejected["column"] == key_col).all() and \
-            rejected["reason"].str.contains("is key_column the right column|looks like a chemical formula").any():
+            rejected["reason"].str.contains("is key_column the right column|looks like a chemical formula|looks like a SMILES").any():
         message += f"; check {what}.key_column and input_kind ({kind})"
     return message
 

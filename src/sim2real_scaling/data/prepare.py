@@ -74,8 +74,19 @@ def _write_rejected(rejected: pd.DataFrame, out_dir: str | Path | None, rejected
             write_csv(rejected, path)
 
 
+# columns of the prepared tables; a class column of the same name would overwrite one
+RESERVED = frozenset([KEY, VALUE, "y", "source_row", "id", PAIR_KEY, POLYMER_KEY, "solvent_key", TEMPERATURE])
+
+
+def _check_group_columns(columns: list[str]) -> None:
+    clash = [c for c in columns if c in RESERVED]
+    if clash:
+        raise ConfigError(f"config key protocol.group_columns: {clash} would overwrite the prepared tables' own "
+                          f"column(s) ({', '.join(sorted(RESERVED))}); rename the class column in the table")
+
+
 def _carry_classes(source: pd.DataFrame, target: pd.DataFrame, columns: list[str], paths: tuple[str, str],
-                   by: str) -> pd.DataFrame:
+                   by: str, checks: chk.Checks | None = None, what: str = "") -> pd.DataFrame:
     """Fill group columns the target lacks from the source table, matched by ``by`` (the molecule key)."""
     for column in columns:
         if column in target.columns:
@@ -86,6 +97,12 @@ def _carry_classes(source: pd.DataFrame, target: pd.DataFrame, columns: list[str
                             f"table{where}; add it to a table or remove it from protocol.group_columns")
         mapping = source.dropna(subset=[column]).drop_duplicates(by).set_index(by)[column]
         target[column] = target[by].map(mapping)
+        unmatched = target.loc[target[column].isna(), "source_row"].tolist()
+        if unmatched and checks is not None:
+            checks.add("warning", "labels_not_in_source",
+                       f"{what}: {len(unmatched)} of the {len(target)} target molecules of {paths[1]} have no "
+                       f"{column!r} in the source table {paths[0]} (the target has no such column; "
+                       f"{chk._rows(unmatched)}): grouped as {UNLABELLED!r} in the per-group results")
     return target
 
 
@@ -144,6 +161,7 @@ def prepare_tables(config: Mapping[str, Any], name: str, *, annotate: Annotate |
     if pairs:
         check_multitask_config(config)
     group_columns = list(protocol["group_columns"])
+    _check_group_columns(group_columns)
     where = f"properties.{name}"
     checks = chk.Checks(name)
     tables: dict[str, CleanTable] = {}
@@ -188,7 +206,7 @@ def prepare_tables(config: Mapping[str, Any], name: str, *, annotate: Annotate |
         check_rejections({"source": src, "target": tgt})
 
     by = POLYMER_KEY if pairs else KEY
-    tgt = _carry_classes(src, tgt, group_columns, paths, by)
+    tgt = _carry_classes(src, tgt, group_columns, paths, by, checks, f"{where}.target")
     for role, clean in tables.items():
         chk.check_labels(clean, f"{where}.{role}", checks, UNLABELLED)
     src, tgt = _fill_labels(src, group_columns), _fill_labels(tgt, group_columns)
@@ -208,6 +226,10 @@ def prepare_tables(config: Mapping[str, Any], name: str, *, annotate: Annotate |
     for role, table in (("source", src), ("target", tgt)):
         chk.check_polymer_keys(table, by, f"{where}.{role}", tables[role].path, descriptor, checks)
     chk.check_unit_columns(source, target, where, prop["transform_fit_on"], checks)
+    if pairs:
+        for role, table in (("source", src), ("target", tgt)):
+            chk.check_temperatures(table, f"{where}.{role}", tables[role].path, prop[role]["temperature_column"],
+                                   checks)
 
     try:
         t_src, t_tgt = fit_source_target(transform, prop["transform_fit_on"], src[VALUE].to_numpy(),

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import difflib
 import gzip
-import logging
 import math
 import re
 import zipfile
@@ -29,8 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-log = logging.getLogger(__name__)
 
 TEXT_SEPARATORS = {".csv": ",", ".txt": ",", ".tsv": "\t", ".tab": "\t"}
 PARQUET = (".parquet", ".pq")
@@ -76,6 +73,8 @@ def _check_file(p: Path, what: str) -> None:
             raise _data_error(f"{what}: file not found: {p} (a link to a file that does not exist)")
         parent = next((a for a in p.parents if a.exists()), None)
         where = "" if parent == p.parent else f" (the folder {p.parent} does not exist either)"
+        if any(part.startswith(("~", "$")) for part in p.parts):
+            where += " ('~' and '$VARIABLES' are not expanded in config paths: write the full path)"
         raise _data_error(f"{what}: file not found: {p}{where}; relative paths are relative to the working "
                           "directory")
     if not p.is_file():
@@ -140,8 +139,8 @@ def read_table(path: str | Path, *, what: str, required: Sequence[str] = (),
     head = _head(p, gz)
     content = _content_kind(head)
     if kind == "xls" or content == "xls":
-        raise _data_error(f"{what}: {p} is an old Excel workbook (.xls), which cannot be read: save it as .xlsx "
-                          "or as CSV")
+        raise _data_error(f"{what}: {p} is an old Excel workbook (.xls) or an encrypted one, which cannot be read: "
+                          "save it as .xlsx (without a password) or as CSV")
     if kind == "unknown":
         raise _data_error(f"{what}: {p}: unknown table type (the file name ends in "
                           f"{''.join(Path(p.name).suffixes) or 'no extension'}); name it by its format: {SUPPORTED}")
@@ -157,8 +156,8 @@ def read_table(path: str | Path, *, what: str, required: Sequence[str] = (),
             offset = head.index(b"\x00")
             raise _data_error(f"{what}: {p} is not a readable CSV file (binary content: byte 0x00 at offset "
                               f"{offset}); tables must be text ({SUPPORTED})")
-        raw = _read_text(p, sep, gz, encoding, content, what)
-        frame = _frame_from_rows(raw, p, what, notes, sep)
+        raw = _read_text(p, sep, gz, encoding, content, what, required)
+        frame = _frame_from_rows(raw, p, what, notes, required)
     elif kind == "parquet":
         if content != "parquet":
             raise _data_error(f"{what}: {p} is not a Parquet file (its first bytes are not 'PAR1'); name it by "
@@ -169,10 +168,8 @@ def read_table(path: str | Path, *, what: str, required: Sequence[str] = (),
             raise _data_error(f"{what}: {p} is not an Excel workbook (.xlsx is a zip archive; this file is "
                               "not); name it by its format")
         raw = _read_xlsx(p, what, sheet, required, notes)
-        frame = _frame_from_rows(raw, p, what, notes, None)
+        frame = _frame_from_rows(raw, p, what, notes, required)
     _check_columns(frame, p, what, required, config_keys or {})
-    for note in notes:
-        log.info("%s", note)
     return frame
 
 
@@ -184,7 +181,8 @@ def read_header(path: str | Path, *, what: str, **kwargs: Any) -> list[str]:
 # ---- text -------------------------------------------------------------------------------------------
 
 
-def _read_text(p: Path, sep: str, gz: bool, encoding: str | None, content: str | None, what: str) -> pd.DataFrame:
+def _read_text(p: Path, sep: str, gz: bool, encoding: str | None, content: str | None, what: str,
+               required: Sequence[str] = ()) -> pd.DataFrame:
     """Every record of a delimited text file as strings (no header interpretation), index = record position."""
     if encoding is None or encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
         enc = "utf-16" if content == "utf-16" else "utf-8-sig"
@@ -208,7 +206,7 @@ def _read_text(p: Path, sep: str, gz: bool, encoding: str | None, content: str |
                               "quote or remove it") from None
     except (OSError, EOFError) as exc:
         raise _data_error(f"{what}: {p} cannot be read ({exc})") from None
-    return _read_text_slowly(p, sep, gz, enc, what)
+    return _read_text_slowly(p, sep, gz, enc, what, required)
 
 
 def _encoding_message(p: Path, gz: bool, enc: str, exc: UnicodeDecodeError, what: str) -> str:
@@ -228,7 +226,7 @@ def _encoding_message(p: Path, gz: bool, enc: str, exc: UnicodeDecodeError, what
             f"{what}.encoding to its encoding (e.g. latin-1 or cp1252)")
 
 
-def _read_text_slowly(p: Path, sep: str, gz: bool, enc: str, what: str) -> pd.DataFrame:
+def _read_text_slowly(p: Path, sep: str, gz: bool, enc: str, what: str, required: Sequence[str] = ()) -> pd.DataFrame:
     """Python's csv module over the whole file: slower, but it knows every record's fields."""
     opener = gzip.open if gz else open
     try:
@@ -238,7 +236,7 @@ def _read_text_slowly(p: Path, sep: str, gz: bool, enc: str, what: str) -> pd.Da
         raise _data_error(_encoding_message(p, gz, enc, exc, what)) from None
     except (csv.Error, OSError, EOFError) as exc:
         raise _data_error(f"{what}: {p} is not a readable CSV file ({exc})") from None
-    header_at = next((i for i, r in enumerate(records) if any(c.strip() for c in r)), None)
+    header_at = _header_position(records, required)
     if header_at is None:
         return pd.DataFrame()
     width = len(records[header_at])
@@ -371,8 +369,9 @@ def _header_of(rows: list[list[str]]) -> list[str]:
 # ---- from records to a table ------------------------------------------------------------------------
 
 
-def _frame_from_rows(raw: pd.DataFrame, p: Path, what: str, notes: list[str], sep: str | None) -> pd.DataFrame:
-    """Header = the first non-blank record; blank records dropped; index = spreadsheet row numbers."""
+def _frame_from_rows(raw: pd.DataFrame, p: Path, what: str, notes: list[str], required: Sequence[str]) -> pd.DataFrame:
+    """Header = the first non-blank record (or the first naming the required columns, below a title); blank
+    records dropped; index = spreadsheet row numbers."""
     if raw.empty or raw.shape[1] == 0:
         raise _data_error(f"{what}: {p} is empty")
     raw = raw.fillna("")
@@ -382,7 +381,12 @@ def _frame_from_rows(raw: pd.DataFrame, p: Path, what: str, notes: list[str], se
     filled = np.flatnonzero(~blank)
     if filled.size == 0:
         raise _data_error(f"{what}: {p} is empty")
-    header_pos = filled[0]
+    head = [[str(stripped[c].iloc[i]) for c in raw.columns] for i in filled[:HEADER_SEARCH]]
+    header_pos = filled[_header_position(head, required) or 0]
+    if header_pos != filled[0]:
+        notes.append(f"{what}: {p}: the header is row {header_pos + 1}; the rows above it (a title or comments) "
+                     "are not read")
+    blank[:header_pos] = True
     names = [str(stripped[c].iloc[header_pos]) for c in raw.columns]
     body = raw.iloc[header_pos + 1:][~blank[header_pos + 1:]]
     keep = []
@@ -397,6 +401,24 @@ def _frame_from_rows(raw: pd.DataFrame, p: Path, what: str, notes: list[str], se
     body.columns = [names[j] for j in keep]
     body.index.name = "row"
     return body
+
+
+HEADER_SEARCH = 20  # non-blank rows searched for a header holding the required columns (below a title)
+
+
+def _header_position(records: Sequence[Sequence[str]], required: Sequence[str]) -> int | None:
+    """Position of the header: the first non-blank record, or a later one (among the first non-blank ones) that
+    names every required column where the first does not (a title or comment lines above the header)."""
+    filled = [i for i, r in enumerate(records) if any(str(c).strip() for c in r)]
+    if not filled:
+        return None
+    wanted = set(required)
+    if not wanted or wanted <= {str(c).strip() for c in records[filled[0]]}:
+        return filled[0]
+    for i in filled[1:HEADER_SEARCH]:
+        if wanted <= {str(c).strip() for c in records[i]}:
+            return i
+    return filled[0]
 
 
 def _check_duplicate_names(names: Sequence[str], p: Path, what: str, positions: Sequence[int] | None = None) -> None:
