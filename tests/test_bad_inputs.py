@@ -258,6 +258,37 @@ def test_bad_table_through_snakemake_is_one_line_once(case_id, tmp_path):
         assert len(rejected) > 0 and "logs/bad_table/prepare/density.rejected.csv" in message
 
 
+def test_blank_and_numeric_labels_and_blank_ids_reach_the_end_of_a_study(tmp_path):
+    """The whole workflow on a workbook target with blank class labels, a class '7', ids such as '001' and blank
+    ids (per_material): labels are checked before training and stay text to the last table."""
+    target = pd.read_csv(TABLES / "blank_group_labels.csv", dtype=str, keep_default_na=False)
+    target["sample_id"] = [f"{i:03d}" for i in range(len(target))]
+    target.loc[[3, 8], "sample_id"] = ""
+    target.loc[5, "polymer_class"] = "7"
+    target.to_excel(tmp_path / "target.xlsx", index=False)
+    config = {"study": "labels", "results_dir": str(tmp_path / "results"), "descriptor": {"set": "rdkit_basic"},
+              "properties": {"density": {"unit": "g/cm3", "source": {"path": str(TABLES / "good_source.csv")},
+                                         "target": {"path": str(tmp_path / "target.xlsx"), "id_column": "sample_id"}}},
+              "grid": {"n": [20, 80]}, "protocol": {"trials": 3, "chunk_size": 3, "group_columns": ["polymer_class"],
+                                                    "per_material": True, "test_fraction": 0.5},
+              "model": {"hidden": [8], "pretrain": {"epochs": 10}, "finetune": {"epochs": 10},
+                        "direct": {"epochs": 10}},
+              "analysis": {"bootstrap_resamples": 100, "fit_bootstrap": 0}}
+    (tmp_path / "labels.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake("--cores", "2", "--configfile", str(tmp_path / "labels.yaml"), "--directory", str(tmp_path / "wd"))
+    study = tmp_path / "results" / "labels"
+    assert (study / "complete.json").exists()
+    groups = pd.read_csv(study / "group_trials.csv", dtype=str, keep_default_na=False)
+    assert {"unknown", "7"} <= set(groups["group"]) <= {"unknown", "7", "methacrylic_copolymer", "vinyl_copolymer",
+                                                         "polyamide", "polyester", "polyether"}
+    materials = set(pd.read_csv(study / "material_errors.csv", dtype=str)["material"])
+    prepared = read_prepared(study / "prepared" / "density" / "target.csv")
+    # the test materials by their ids as written ('001', not 1), blank ids by their key
+    assert materials <= set(prepared["id"]) and len(materials) >= 10 and any(m.startswith("0") for m in materials)
+    codes = {f["code"] for f in json.loads((study / "prepared" / "density" / "checks.json").read_text())}
+    assert {"blank_labels", "blank_ids"} <= codes
+
+
 def test_unexpected_error_in_a_rule_is_one_line_and_the_traceback_only_on_request(tmp_path, restore_logging,
                                                                                   capsys, monkeypatch):
     """A bug (not a bad input): one line naming the rule and the error, exit status 1; SIM2REAL_DEBUG=1 adds the

@@ -248,7 +248,7 @@ def unit_cells(frame: pd.DataFrame) -> tuple[str | None, dict[str, list[int]]]:
         return None, {}
     units: dict[str, list[int]] = {}
     for row, cell in frame[column].str.strip().items():
-        if cell not in MISSING:
+        if cell not in MISSING and cell != str(column).strip():  # (a repeated header row says 'unit')
             units.setdefault(cell, []).append(int(row))
     return column, units
 
@@ -296,6 +296,9 @@ def clean_table(
     rejected: list[dict[str, Any]] = []
     keep = np.ones(len(frame), dtype=bool)
     rows = frame.index.to_numpy()
+    repeated = ((frame[key_col].str.strip() == key_col) & (frame[value_col].str.strip() == value_col)).to_numpy()
+    for i in np.flatnonzero(repeated):
+        key_reasons[i] = "a repeated header row (tables pasted together?)"
     for i in range(len(frame)):
         if key_reasons[i] is not None:
             rejected.append(_rejection(path, rows[i], key_col, frame[key_col].iloc[i], key_reasons[i]))

@@ -30,7 +30,6 @@ from sim2real_scaling.data.clean import (KEY, VALUE, CleanTable, DataError, Reje
                                          no_usable_rows_message)
 from sim2real_scaling.data.pairs import (PAIR_KEY, POLYMER_KEY, TEMPERATURE, UNLABELLED, check_multitask_config,
                                          clean_pair_table)
-from sim2real_scaling.data.tables import read_header
 from sim2real_scaling.data.transforms import TransformError, fit_source_target
 from sim2real_scaling.io import write_csv, write_json
 
@@ -289,11 +288,3 @@ def prepare_property(config: Mapping[str, Any], name: str, out_dir: str | Path, 
              prepared.sizes["n_target"], n_values, m_values)
     return grid
 
-
-def _columns_of(path: str) -> list[str]:
-    """The header of a table, [] if it cannot be read (kept for callers outside this layer; prefer
-    :func:`~.tables.read_header`)."""
-    try:
-        return read_header(path, what="table")
-    except DataError:
-        return []
