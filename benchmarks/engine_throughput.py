@@ -17,6 +17,14 @@ descriptors, hidden 64-32). Measured side by side, in one run, repeated (medians
 * matmul: FLOP/s of a large dense float32 matrix product on the same device, measured before and after
   each repeat; the engine's training FLOP/s (forward + backward, counted as in ``_common.mlp_train_flops``)
   is reported as a fraction of it.
+
+``--anchors`` compares the engine instead with the strongest standard ways to train the same ensemble
+(``_anchors.py``): stacked parameters with autograd and fused ``torch.optim.Adam`` with the loss under
+``torch.compile``, and ``torch.func.stack_module_state`` + ``vmap(functional_call)``; all three train with
+model selection on (a validation check every 5 epochs, each model's best parameters kept), 100 models x 300
+epochs by default, in turn within each repeat (the order rotates), and must give the same models:
+
+    python benchmarks/engine_throughput.py --anchors --repeats 5 --json docs/performance/anchors_cpu.json
 """
 
 from __future__ import annotations
@@ -53,6 +61,71 @@ def make_data(rows: int, d_in: int, n_trials: int, train_fraction: float, seed: 
     return X, y, perms[:, :m].copy(), perms[:, m:].copy()
 
 
+def anchors(args: argparse.Namespace) -> None:
+    """Engine vs compiled autograd vs vmap, model selection on in all three (see the module docstring)."""
+    from _anchors import train_compiled, train_vmap
+
+    from sim2real_scaling.training.ensemble import Checkpoints
+
+    device = resolve_device(args.device)
+    torch.set_num_threads(max(1, args.threads))
+    hidden = tuple(int(h) for h in args.hidden.split(","))
+    spec = MLPSpec(d_in=args.d_in, hidden=hidden)
+    E = args.models
+    X_np, y_np, train_np, test_np = make_data(args.rows, args.d_in, E, 0.8)
+    # validation: the first fifth of each model's training rows (as a hold-out does), trained on the rest
+    v = train_np.shape[1] // 5
+    val_np, fit_np = train_np[:, :v].copy(), train_np[:, v:].copy()
+    X, y = torch.from_numpy(X_np).to(device), torch.from_numpy(y_np).to(device)
+    fit, val, test = (torch.from_numpy(a).to(device) for a in (fit_np, val_np, test_np))
+    init = [p.to(device) for p in init_parameters(spec, list(range(E)))]
+    every = 5
+
+    def engine() -> list[torch.Tensor]:
+        def score(pred: np.ndarray, models: np.ndarray) -> np.ndarray:
+            return np.abs(pred - y_np[val_np[models]]).mean(axis=1)
+
+        cp = Checkpoints(every=every, mode="best", val_idx=val, score=score)
+        params, _ = train_ensemble(init, X, y, fit, OptimizerSettings(epochs=args.epochs, lr=args.lr), checkpoints=cp)
+        return params
+
+    compiled_cache: dict = {}
+    methods = {
+        "engine": engine,
+        "compiled": lambda: train_compiled(init, X, y, fit, val, args.epochs, args.lr, every, compiled_cache),
+        "vmap": lambda: train_vmap(init, X, y, fit, val, args.epochs, args.lr, every),
+    }
+    print(f"device: {device_name(device)}; torch {torch.__version__}, {args.threads} threads; {E} models x "
+          f"{args.epochs} epochs, {args.rows} rows ({fit.shape[1]} fit / {v} validation / {test.shape[1]} test), "
+          f"d_in {args.d_in}, hidden {hidden}; validation every {every} epochs, best kept; load {load_average()}")
+    # warm-up: torch.compile compiles here (not timed), lazy initialisation everywhere
+    t0 = time.perf_counter()
+    preds = {name: predict(fn(), X, test) for name, fn in methods.items()}
+    print(f"warm-up (includes torch.compile): {time.perf_counter() - t0:.1f} s")
+    agreement = {name: float((preds[name] - preds["engine"]).abs().max()) for name in ("compiled", "vmap")}
+    names = list(methods)
+    rows = []
+    for r in range(args.repeats):
+        rec = {}
+        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order
+            sync(device)
+            t0 = time.perf_counter()
+            methods[name]()
+            sync(device)
+            rec[name] = E / (time.perf_counter() - t0)
+        rows.append(rec)
+        print(f"  repeat {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v:.2f} trials/s" for k, v in rec.items())
+              + f"  (load {load_average()})", flush=True)
+    table = {name: median([r[name] for r in rows]) for name in names}
+    ratio = {name: median([r["engine"] / r[name] for r in rows]) for name in ("compiled", "vmap")}
+    print(f"\nmedians of {args.repeats} repeats: " + ", ".join(f"{k} {v:.2f} trials/s" for k, v in table.items()))
+    print("engine / compiled autograd: {compiled:.2f}x, engine / vmap: {vmap:.2f}x (per repeat, median)".format(**ratio))
+    print("same models: max |prediction difference| vs the engine: "
+          + ", ".join(f"{k} {v:.1e}" for k, v in agreement.items()))
+    write_json({"machine": machine_record(device, args.threads), "args": vars(args), "repeats": rows,
+                "trials_per_s": table, "engine_over": ratio, "max_abs_prediction_difference": agreement}, args.json)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
@@ -75,7 +148,13 @@ def main() -> None:
                     help="baseline (b) processes run at once (default 1; the engine and (a) use one process)")
     ap.add_argument("--quick", action="store_true", help="100 epochs, chunk sizes 1 10 100, 2 repeats")
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--anchors", action="store_true",
+                    help="compare with compiled autograd and vmap (model selection on) instead")
+    ap.add_argument("--models", type=int, default=100, help="--anchors: models trained together")
     args = ap.parse_args()
+    if args.anchors:
+        anchors(args)
+        return
     if args.quick:
         args.epochs, args.repeats, args.min_trials = 100, 2, 5
         if args.chunks == "1,10,100,500":

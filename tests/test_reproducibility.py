@@ -20,10 +20,13 @@ import pytest
 import torch
 import yaml
 
-from sim2real_scaling.config import chunk_trials, validate_config
-from sim2real_scaling.training.runner import load_property_data, pretrain, run_trials, trial_split
-from sim2real_scaling.stages import environment_record, set_threads, stage_featurize, stage_prepare, stage_record_run
+from sim2real_scaling.config import validate_config
 from sim2real_scaling.data.synthetic import generate_benchmark
+from sim2real_scaling.stages import (environment_record, set_threads, stage_design, stage_featurize, stage_prepare,
+                                     stage_record_run)
+from sim2real_scaling.stages.train import chunk_trials, load_training_data
+from sim2real_scaling.training.runner import make_protocol, run_job
+from sim2real_scaling.training.strategies import pretrain_networks
 
 CPU = torch.device("cpu")
 TRIALS = list(range(6))
@@ -39,8 +42,17 @@ def make_config(folder: Path, seed: int = 3) -> dict:
         "grid": {"n": [40, 120], "m": [12, 1.0]},
         "protocol": {"trials": len(TRIALS), "chunk_size": 3, "group_columns": ["polymer_class"], "per_material": True},
         "model": {"hidden": [16, 8], "pretrain": {"epochs": 8, "batch_size": 32},
-                  "finetune": {"epochs": 25, "batch_size": 8}, "direct": {"epochs": 25}},
+                  "finetune": {"epochs": 25, "batch_size": 8}, "direct": {"epochs": 25},
+                  "selection": {"scheme": "auto", "folds": 3, "every": 5, "patience": 2}},
     })
+
+
+def load(folder: Path, config: dict):  # noqa: ANN201
+    """(settings, data) of the study's one property, as a training job loads them."""
+    prepared = folder / "prepared"
+    inputs = {"source": prepared / "source.csv", "target": prepared / "target.csv",
+              "descriptors": folder / "descriptors.npz", "design": prepared / "design.json"}
+    return load_training_data(config, "density", inputs)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +66,10 @@ def study(tmp_path_factory):
     stage_prepare(config, "density", prepared)
     stage_featurize(config, [prepared / "source.csv", prepared / "target.csv"], folder / "descriptors.npz",
                     folder / "cache.npz")
-    return folder, config, load_property_data(config, "density", prepared, folder / "descriptors.npz")
+    inputs = {"source": prepared / "source.csv", "target": prepared / "target.csv",
+              "descriptors": folder / "descriptors.npz"}
+    stage_design(config, "density", inputs, {"design": prepared / "design.json", "qc": prepared / "qc.csv"})
+    return folder, config, load(folder, config)
 
 
 @pytest.fixture(autouse=True)
@@ -67,15 +82,16 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def sweep(config, data, chunks: list[list[int]]) -> dict[str, np.ndarray]:
-    """Trial MAEs (transfer at the largest n, and direct), trials sorted, at every m."""
-    state = pretrain(config, data, 1, CPU)
+def sweep(loaded, chunks: list[list[int]]) -> dict[str, np.ndarray]:
+    """Trial MAEs and chosen epochs (fine-tuning at the largest n, and direct), trials sorted, at every m."""
+    settings, data = loaded
     out = {}
-    for method, pretrained in (("transfer", state), ("direct", None)):
-        frames = [run_trials(config, data, c, pretrained=pretrained, device=CPU).trials for c in chunks]
+    for method, n in (("finetune", [1]), ("direct", None)):
+        frames = [run_job(settings, data, method, c, n, device=CPU)[0].trials for c in chunks]
         table = pd.concat(frames).sort_values(["m", "trial"])
         assert (table["status"] == "ok").all()
         out[method] = table["mae"].to_numpy()
+        out[f"{method}_epochs"] = table["epochs"].to_numpy()
     return out
 
 
@@ -85,56 +101,57 @@ def assert_bit_identical(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> 
 
 
 def test_same_seed_gives_bit_identical_maes_in_one_process(study):
-    _, config, data = study
-    assert_bit_identical(sweep(config, data, [TRIALS]), sweep(config, data, [TRIALS]))
+    _, _, loaded = study
+    assert_bit_identical(sweep(loaded, [TRIALS]), sweep(loaded, [TRIALS]))
 
 
 def test_same_seed_gives_bit_identical_maes_across_processes(study, tmp_path):
-    folder, config, _ = study
-    here = sweep(*study[1:], [TRIALS])
+    folder, config, loaded = study
+    here = sweep(loaded, [TRIALS])
     code = (
         "import json, sys, torch\n"
         "sys.path.insert(0, sys.argv[1])\n"
-        "from test_reproducibility import make_config, sweep, TRIALS\n"
-        "from sim2real_scaling.training.runner import load_property_data\n"
+        "from test_reproducibility import make_config, load, sweep, TRIALS\n"
         "from pathlib import Path\n"
         "folder = Path(sys.argv[2])\n"
-        "config = make_config(folder)\n"
-        "data = load_property_data(config, 'density', folder / 'prepared', folder / 'descriptors.npz')\n"
+        "loaded = load(folder, make_config(folder))\n"
         "torch.set_num_threads(1)\n"
-        "print(json.dumps({k: v.hex() for k, v in ((k, v.tobytes()) for k, v in sweep(config, data, [TRIALS]).items())}))\n"
+        "print(json.dumps({k: v.hex() for k, v in ((k, v.tobytes()) for k, v in sweep(loaded, [TRIALS]).items())}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(folder)],
                           capture_output=True, text=True, timeout=300, check=True)
-    there = {k: np.frombuffer(bytes.fromhex(v), dtype=float) for k, v in json.loads(proc.stdout.splitlines()[-1]).items()}
+    there = {k: np.frombuffer(bytes.fromhex(v), dtype=here[k].dtype) for k, v in
+             json.loads(proc.stdout.splitlines()[-1]).items()}
     assert_bit_identical(here, there)
 
 
 def test_thread_count_does_not_change_any_bit(study):
-    _, config, data = study
+    folder, config, _ = study
     light = {**config, "model": {**config["model"], **{stage: {**config["model"][stage], "epochs": 4}
                                                        for stage in ("pretrain", "finetune", "direct")}}}
-    one = sweep(light, data, [TRIALS])
+    loaded = load(folder, light)
+    one = sweep(loaded, [TRIALS])
     set_threads(2)
-    two = sweep(light, data, [TRIALS])
+    two = sweep(loaded, [TRIALS])
     assert_bit_identical(one, two)
 
 
 @pytest.mark.parametrize("chunks", [[[0, 1, 2], [3, 4, 5]], [[t] for t in TRIALS], [[5, 4], [1, 3, 0, 2]]],
                          ids=["two_chunks", "one_per_trial", "shuffled"])
 def test_chunking_changes_maes_only_by_reduction_order(study, chunks):
-    _, config, data = study
-    whole = sweep(config, data, [TRIALS])
-    chunked = sweep(config, data, chunks)
+    _, _, loaded = study
+    whole = sweep(loaded, [TRIALS])
+    chunked = sweep(loaded, chunks)
     for method in whole:
         np.testing.assert_allclose(chunked[method], whole[method], rtol=1e-6, atol=0)
 
 
 def test_a_trial_draws_its_split_from_its_own_seed(study):
-    _, config, data = study
-    n_target, n_test = len(data.y_target), int(data.grid["n_test"])
-    splits = {t: trial_split(config["seed"], "density", t, n_target, n_test) for t in TRIALS}
-    again = {t: trial_split(config["seed"], "density", t, n_target, n_test) for t in reversed(TRIALS)}
+    _, config, (settings, data) = study
+    protocol = make_protocol(settings, data)
+    n_test = data.design.n_test
+    splits = {t: protocol.split(t) for t in TRIALS}
+    again = {t: protocol.split(t) for t in reversed(TRIALS)}
     for t in TRIALS:
         assert np.array_equal(splits[t][0], again[t][0]) and np.array_equal(splits[t][1], again[t][1])
         assert set(splits[t][0]).isdisjoint(splits[t][1]) and len(splits[t][1]) == n_test
@@ -147,13 +164,16 @@ def test_a_trial_draws_its_split_from_its_own_seed(study):
 
 
 def test_changing_the_seed_changes_splits_weights_and_maes(study):
-    folder, config, data = study
-    other = make_config(folder, seed=4)
-    assert not np.array_equal(trial_split(3, "density", 0, 40, 8)[1], trial_split(4, "density", 0, 40, 8)[1])
-    a, b = pretrain(config, data, 0, CPU), pretrain(other, data, 0, CPU)
+    folder, config, loaded = study
+    other = load(folder, make_config(folder, seed=4))
+    settings, data = loaded
+    p3, p4 = make_protocol(settings, data), make_protocol(other[0], other[1])
+    assert not np.array_equal(p3.split(0)[1], p4.split(0)[1])
+    a = pretrain_networks(settings, data, p3, 0, [0], CPU)
+    b = pretrain_networks(other[0], other[1], p4, 0, [0], CPU)
     assert not torch.equal(a["params"][0], b["params"][0])
-    first, second = sweep(config, data, [TRIALS]), sweep(other, data, [TRIALS])
-    for method in first:
+    first, second = sweep(loaded, [TRIALS]), sweep(other, [TRIALS])
+    for method in ("finetune", "direct"):
         assert not np.allclose(first[method], second[method], rtol=1e-3)
 
 

@@ -156,12 +156,14 @@ def tabulate(data: Any, settings: TrainingSettings, method: str, n: int, m: int,
         n_sim = sim_rows.sum(axis=1)
         mae_sim = np.where(n_sim > 0, np.where(sim_rows, abs_err, 0.0).sum(axis=1) / np.maximum(n_sim, 1), np.nan)
     loss = _opt(result.train_loss, E)
-    ok = np.isfinite(mae) & (np.isfinite(loss) | (result.train_loss is None))
+    epochs = _opt(result.epochs, E)
+    # a diverged network has a NaN loss or MAE; a network kept at epoch 0 (the pretrained one as it was) has no loss
+    ok = np.isfinite(mae) & (np.isfinite(loss) | (result.train_loss is None) | (epochs == 0))
     replicate = np.array([settings.protocol.replicate_of(t) for t in trials])
     trial_table = pd.DataFrame({
         "property": prop, "method": method, "n": n, "m": m, "trial": list(trials), "replicate": replicate,
         "mae": np.where(ok, mae, np.nan), "mae_sim_rows": np.where(ok, mae_sim, np.nan), "sim_rows": n_sim,
-        "train_loss": loss, "val_mae": _opt(result.val_mae, E), "epochs": _opt(result.epochs, E),
+        "train_loss": loss, "val_mae": _opt(result.val_mae, E), "epochs": epochs,
         "lr": _opt(result.lr, E), "weight_decay": _opt(result.weight_decay, E), "selection": result.selection,
         "status": np.where(ok, "ok", np.where(n_counted == 0, "no_reference", "diverged")
                            if result.covered is not None else "diverged"),
