@@ -84,6 +84,20 @@ def _check_group_columns(columns: list[str]) -> None:
                           f"column(s) ({', '.join(sorted(RESERVED))}); rename the class column in the table")
 
 
+def _check_columns_config(prop: Mapping[str, Any], where: str) -> None:
+    """Two roles given the same column of a table (a copy-paste slip in the config)."""
+    for role in ROLES:
+        spec = prop[role]
+        named = {k: spec.get(k) for k in ("key_column", "value_column", "solvent_column", "temperature_column")
+                 if spec.get(k)}
+        seen: dict[str, str] = {}
+        for key, column in named.items():
+            if column in seen:
+                raise ConfigError(f"config key {where}.{role}: {seen[column]} and {key} are both {column!r}; each "
+                                  "names its own column of the table")
+            seen[column] = key
+
+
 def _carry_classes(source: pd.DataFrame, target: pd.DataFrame, columns: list[str], paths: tuple[str, str],
                    by: str, checks: chk.Checks | None = None, what: str = "") -> pd.DataFrame:
     """Fill group columns the target lacks from the source table, matched by ``by`` (the molecule key)."""
@@ -162,6 +176,11 @@ def prepare_tables(config: Mapping[str, Any], name: str, *, annotate: Annotate |
     group_columns = list(protocol["group_columns"])
     _check_group_columns(group_columns)
     where = f"properties.{name}"
+    _check_columns_config(prop, where)
+    descriptor = config.get("descriptor", {}).get("set", "")
+    if descriptor == "composition_kmd" and kind != "composition":
+        raise ConfigError(f"config key descriptor.set: 'composition_kmd' describes chemical formulas, but input_kind is "
+                          f"{kind!r} (set input_kind: composition for formulas, or a molecular descriptor for SMILES)")
     checks = chk.Checks(name)
     tables: dict[str, CleanTable] = {}
     for role in ROLES:
@@ -221,7 +240,6 @@ def prepare_tables(config: Mapping[str, Any], name: str, *, annotate: Annotate |
     keys = [PAIR_KEY, TEMPERATURE] if pairs else [KEY]
     chk.check_shared_values(src, tgt, keys, where, paths, bool(prop.get("allow_shared_values", False)), checks,
                             _same_file(*paths))
-    descriptor = config.get("descriptor", {}).get("set", "")
     for role, table in (("source", src), ("target", tgt)):
         chk.check_polymer_keys(table, by, f"{where}.{role}", tables[role].path, descriptor, checks)
     chk.check_unit_columns(source, target, where, prop["transform_fit_on"], checks)
@@ -246,6 +264,11 @@ def prepare_tables(config: Mapping[str, Any], name: str, *, annotate: Annotate |
             f"protocol.test_fraction={protocol['test_fraction']}; at least 2 are needed"
         )
     chk.check_sizes(len(tgt), n_train, n_test, f"{where}.target", target.path, protocol["test_fraction"], checks)
+    if len(src) < len(tgt):
+        checks.add("warning", "source_smaller_than_target",
+                   f"{where}: the source {source.path} has {len(src)} usable rows, the target {target.path} "
+                   f"{len(tgt)}: the source is meant to be the large (simulated) table; are source and target "
+                   "swapped?")
     unit = "pair-temperature row" if pairs else ("composition" if kind == "composition" else "molecule")
     for role, clean in tables.items():
         chk.check_duplicates_merged(clean, f"{where}.{role}", protocol["duplicates"], checks, unit)

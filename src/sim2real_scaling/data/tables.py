@@ -89,7 +89,7 @@ def _check_file(p: Path, what: str) -> None:
         raise _data_error(f"{what}: {p} cannot be read: {exc.strerror or exc}") from None
 
 
-def _head(p: Path, gz: bool, n: int = 8192) -> bytes:
+def _head(p: Path, gz: bool, what: str, n: int = 8192) -> bytes:
     try:
         if gz:
             with gzip.open(p, "rb") as fh:
@@ -97,7 +97,8 @@ def _head(p: Path, gz: bool, n: int = 8192) -> bytes:
         with open(p, "rb") as fh:
             return fh.read(n)
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise _data_error(f"{p} is not a readable gzip file ({exc})") from None
+        raise _data_error(f"{what}: {p} is not a readable gzip file ({exc}); a .gz name needs gzip content "
+                          "(decompress it, or drop .gz from the name)") from None
 
 
 def _content_kind(head: bytes) -> str | None:
@@ -136,7 +137,7 @@ def read_table(path: str | Path, *, what: str, required: Sequence[str] = (),
     _check_file(p, what)
     kind, sep, gz = table_kind(p)
     notes = notes if notes is not None else []
-    head = _head(p, gz)
+    head = _head(p, gz, what)
     content = _content_kind(head)
     if kind == "xls" or content == "xls":
         raise _data_error(f"{what}: {p} is an old Excel workbook (.xls) or an encrypted one, which cannot be read: "
