@@ -16,9 +16,10 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def tiny_config(tmp_path: Path, **overrides) -> Path:
-    """Write the tiny default-study config with its outputs under ``tmp_path``; return its path."""
-    text = (ROOT / ".test" / "config" / "config.yaml").read_text().replace("RESULTS_DIR", str(tmp_path / "results"))
-    config = yaml.safe_load(text)
+    """Write the tiny study of .test/ (the CI study) with its outputs under ``tmp_path``; return its path."""
+    text = (ROOT / ".test" / "config" / "config.yaml").read_text()
+    config = yaml.safe_load(text.replace("results/", f"{tmp_path / 'results'}/"))
+    config["results_dir"] = str(tmp_path / "results")
     for key, value in overrides.items():
         config[key] = value
     path = tmp_path / "tiny.yaml"

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim2real_scaling.config import (ConfigError, chunk_trials, load_config, n_blocks, n_chunks, resolve_m_grid,
+from sim2real_scaling.config import (ConfigError, chunk_trials, deep_merge, load_config, n_blocks, n_chunks, resolve_m_grid,
                                      resolve_n_grid, validate_config)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,9 +74,17 @@ def test_chunks_cover_every_trial_once():
     assert sum((chunk_trials(config, c) for c in range(3)), []) == list(range(23))
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_shipped_config_validates(path):
+BASE = ROOT / "config" / "config.yaml"  # the settings every study starts from (the Snakefile's configfile)
+
+
+@pytest.mark.parametrize("path", sorted(p for p in (ROOT / "config").glob("*.yaml") if p != BASE),
+                         ids=lambda p: p.name)
+def test_every_shipped_study_validates_alone_and_laid_over_the_base(path):
     load_config(path)
+    base, study = (yaml.safe_load(p.read_text()) for p in (BASE, path))
+    merged = validate_config(deep_merge(base, study))  # what Snakemake's --configfile gives the workflow
+    assert set(merged["properties"]) == set(study["properties"])
+    assert ("synthetic" in merged) == ("synthetic" in study)
 
 
 def test_strings_from_the_command_line_are_read_as_the_schema_types():

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SLURM_PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 LOCAL_PROFILE = ROOT / "workflow" / "profiles" / "default"
 TINY = ROOT / "tests" / "slurm" / "tiny.yaml"
-DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
-GPU_RULES = {"pretrain", "transfer", "direct", "multitask", "multitask_direct"}
+DEFAULT_STUDY = ROOT / "config" / "default.yaml"
+GPU_RULES = {"pretrain", "transfer", "direct"}
 
 
 def _load_submissions():
@@ -66,7 +66,7 @@ def _paper_config(tmp: Path, chunk_size: int) -> Path:
 
 
 def _tiny_args(tmp: Path) -> list[str]:
-    return ["--configfile", str(DEFAULT_CONFIG), str(TINY), "--config", f"results_dir={tmp / 'results'}"]
+    return ["--configfile", str(TINY), "--config", f"results_dir={tmp / 'results'}"]
 
 
 def test_profiles_are_yaml_and_every_setting_is_commented() -> None:
@@ -105,7 +105,8 @@ def test_slurm_dry_run_without_slurm_installed(no_slurm_env: dict[str, str], tmp
 
 
 def test_slurm_profile_passes_lint(no_slurm_env: dict[str, str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--workflow-profile", str(SLURM_PROFILE)],
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--workflow-profile", str(SLURM_PROFILE),
+                           "--configfile", str(DEFAULT_STUDY)],
                           cwd=ROOT, capture_output=True, text=True, env=no_slurm_env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -120,7 +121,7 @@ def test_local_profile_dry_run(tmp_path: Path) -> None:
 def test_paper_scale_grid_is_tens_of_submissions(no_slurm_env: dict[str, str], tmp_path: Path, capsys) -> None:
     report = []
     for chunk_size in (500, 100):
-        out = submissions.dry_run("--configfile", str(DEFAULT_CONFIG), str(_paper_config(tmp_path, chunk_size)),
+        out = submissions.dry_run("--configfile", str(_paper_config(tmp_path, chunk_size)),
                                   env=no_slurm_env)
         subs = submissions.count(out, *submissions.profile_settings(SLURM_PROFILE))
         assert subs.groups["train"] == 40 and subs.groups["prep"] == 1 and subs.groups["analysis"] == 1, subs

@@ -36,7 +36,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 PARTITION = "debug"  # the test cluster's partition (tests/slurm/profile.yaml names it too)
 TOOLS = ["slurmctld", "slurmd", "munged", "sbatch", "squeue", "sinfo", "scontrol", "srun"]
 STUDY_ARGS = ["--snakefile", str(ROOT / "workflow" / "Snakefile"),
-              "--configfile", str(ROOT / "config" / "config.yaml"), str(HERE / "tiny.yaml")]
+              "--configfile", str(HERE / "tiny.yaml")]
 TRIALS = "results/slurm_tiny/trials.csv"
 THREADS = ["featurize=1", "pretrain=1", "transfer=1", "direct=1"]  # as tests/slurm/profile.yaml sets them
 

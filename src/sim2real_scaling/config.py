@@ -31,20 +31,6 @@ def load_schema() -> dict[str, Any]:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
-def _validator_with_defaults(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
-    base = jsonschema.validators.validator_for(schema)
-
-    def set_defaults(validator, properties, instance, schema):  # noqa: ANN001
-        if isinstance(instance, dict):
-            for name, sub in properties.items():
-                if "default" in sub and name not in instance:
-                    instance[name] = copy.deepcopy(sub["default"])
-        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
-
-    cls = jsonschema.validators.extend(base, {"properties": set_defaults})
-    return cls(schema)
-
-
 def _key_path(error: jsonschema.ValidationError) -> str:
     parts = [str(p) for p in error.absolute_path]
     return ".".join(parts) if parts else "<top level>"
@@ -150,19 +136,57 @@ def _coerce_strings(instance: Any, schema: dict[str, Any], root: dict[str, Any])
 
 
 def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a deep copy of ``config`` with defaults filled in; raise :class:`ConfigError` if invalid."""
+    """Return a deep copy of ``config`` with defaults filled in; raise :class:`ConfigError` if invalid.
+
+    The workflow does the same in place (workflow/rules/common.smk): :func:`coerce_config`, Snakemake's own
+    ``snakemake.utils.validate`` against the schema (which fills in the schema's defaults), then
+    :func:`check_semantics`; this function is that sequence for the package, its tests and the CLI.
+    """
     if not isinstance(config, Mapping):
         raise ConfigError(f"the config must be a mapping of keys (study:, properties:, ...), not a "
                           f"{type(config).__name__}")
-    resolved = copy.deepcopy(dict(config))
-    schema = load_schema()
-    resolved = _coerce_strings(resolved, schema, schema)
-    validator = _validator_with_defaults(schema)
-    errors = sorted(validator.iter_errors(resolved), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
-    if errors:
-        raise ConfigError("; ".join(_describe(e) for e in errors[:5]))
-    _check_semantics(resolved)
+    resolved = coerce_config(copy.deepcopy(dict(config)))
+    validate_with_defaults(resolved)
+    check_semantics(resolved)
     return resolved
+
+
+def coerce_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Strings from the command line read as the types the schema asks for (see :func:`_coerce_strings`)."""
+    schema = load_schema()
+    return _coerce_strings(config, schema, schema)
+
+
+def validate_with_defaults(config: dict[str, Any]) -> None:
+    """``snakemake.utils.validate`` against the schema (defaults filled in, in place); its error as one
+    :class:`ConfigError` line naming the key."""
+    from snakemake.utils import validate
+    from snakemake_interface_common.exceptions import WorkflowError
+
+    try:
+        validate(config, str(SCHEMA_PATH), set_default=True)
+    except WorkflowError as exc:
+        raise ConfigError(describe_validation_error(exc, config)) from None
+
+
+def describe_validation_error(exc: BaseException, config: Mapping[str, Any]) -> str:
+    """The errors of a config that ``snakemake.utils.validate`` refused, in one line naming each key.
+
+    Snakemake raises the first error only; the schema's plain validator lists them all (up to 5), so that
+    a user fixes a config in one go.
+    """
+    schema = load_schema()
+    errors = sorted(jsonschema.validators.validator_for(schema)(schema).iter_errors(config),
+                    key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        return "; ".join(_describe(e) for e in errors[:5])
+    cause = exc.__cause__ or exc.__context__
+    return _describe(cause) if isinstance(cause, jsonschema.ValidationError) else " ".join(str(exc).split())
+
+
+def check_semantics(config: dict[str, Any]) -> None:
+    """What the schema cannot say (a step listed twice, a descriptor that does not fit the input kind)."""
+    _check_semantics(config)
 
 
 def _check_semantics(config: dict[str, Any]) -> None:

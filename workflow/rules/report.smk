@@ -1,4 +1,6 @@
-# Stage 4: figures and the report page.
+# Stage 4: the study's report page, and the last check. The figures and tables themselves are registered
+# for Snakemake's native report by the rules that write them (analyse.smk); `snakemake --report report.zip`
+# gathers them with the study page below, the workflow's code, config and software versions.
 
 
 rule report:
@@ -7,17 +9,37 @@ rule report:
         summary=f"{R}/summary.csv",
         fits=f"{R}/fits.json",
         figures=f"{R}/figures",
-        rejected=expand(f"{R}/prepared/{{property}}/rejected.csv", property=PROPERTIES),
+        rejected=expand(prepared("{property}", "rejected.csv"), property=PROPERTIES),
         groups=f"{R}/group_trials.csv",
-        grids=expand(f"{R}/prepared/{{property}}/grid.json", property=PROPERTIES),
+        grids=expand(prepared("{property}", "grid.json"), property=PROPERTIES),
         environment=f"{R}/run/environment.json",
     output:
-        html=f"{R}/report.html",
+        html=report(
+            f"{R}/report.html",
+            caption="../report/study.rst",
+            category="Study",
+            labels={"page": "the study's report page"},
+        ),
         markdown=f"{R}/report.md",
     log:
         f"{LOGS}/report.log",
     conda:
         "../envs/sim2real.yaml"
+    params:
+        **slices(
+            "study",
+            "seed",
+            "source_label",
+            "input_kind",
+            "transfer",
+            "descriptor",
+            "grid",
+            "protocol",
+            "model",
+            "multitask",
+            "analysis",
+        ),
+        properties=all_properties(),
     script:
         "../scripts/report.py"
 
@@ -36,5 +58,7 @@ rule check_study:
     localrule: True
     conda:
         "../envs/sim2real.yaml"
+    params:
+        **slices("study"),
     script:
         "../scripts/check_study.py"

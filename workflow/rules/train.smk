@@ -1,110 +1,109 @@
-# Stage 2: pretraining and trial chunks (transfer and direct), each a vectorised ensemble. A transfer job
-# trains the n of one block (BLOCKS: consecutive n, protocol.ensembles_per_job). Jobs start longest first
-# (priority), so that the cores finish together.
+# Stage 2: the design of each property (usable rows, n and m grids, data QC), then the trials: one training job
+# per (property, method, block of n, chunk of trials), each chunk one vectorised ensemble. Every method writes
+# the same trial tables (file names: trial_file in common.smk): the transfer method (finetune, or multitask
+# when `transfer: multitask`) at every n of its block, the references direct and simulation once per chunk.
+# Every job reads the prepared tables, the descriptors and the design: all declared inputs. Jobs start longest
+# first (priority), so that the cores finish together.
 
 
-if not PRETRAIN_IN_TRANSFER_JOB:
+rule design:
+    input:
+        source=prepared("{property}", "source.csv"),
+        target=prepared("{property}", "target.csv"),
+        descriptors=f"{R}/features/descriptors.npz",
+    output:
+        design=prepared("{property}", "design.json"),
+        qc=prepared("{property}", "qc.csv"),
+    log:
+        f"{LOGS}/design/{{property}}.log",
+    conda:
+        "../envs/sim2real.yaml"
+    params:
+        **training_slices("device", "model"),
+    script:
+        "../scripts/design.py"
+
+
+if PRETRAIN_JOB:
 
     rule pretrain:
         input:
-            grid=f"{R}/prepared/{{property}}/grid.json",
-            source=f"{R}/prepared/{{property}}/source.csv",
-            target=f"{R}/prepared/{{property}}/target.csv",
-            descriptors=f"{R}/features/descriptors.npz",
+            **design_inputs(),
         output:
-            f"{R}/models/{{property}}/pretrain_n{{block}}.pt",
-        params:
-            n_indices=block_n_indices,
+            pretrained_file(),
         log:
             f"{LOGS}/pretrain/{{property}}_n{{block}}.log",
-        priority: 100  # every transfer chunk of this block waits for it,
+        priority: 100  # every transfer chunk of this block waits for it
         conda:
             "../envs/sim2real.yaml"
+        params:
+            **training_slices(),
+            n_indices=block_n_indices,
         script:
             "../scripts/pretrain.py"
 
 
-# With one chunk per block the job pretrains first (source rows in, the pretrained networks out too; the chunk
-# is then always c0, a fixed part of the names, as all outputs of a job must have the same wildcards);
-# otherwise it loads the network of the pretrain job above.
-TRANSFER_CHUNK = "c0" if PRETRAIN_IN_TRANSFER_JOB else "c{chunk}"
+# With one chunk per block the job pretrains first and saves its networks (its chunk is then always c0, a fixed
+# part of the names, as all outputs of a job must have the same wildcards); with a pretrain job it loads them.
+TRANSFER_CHUNK = 0 if SAVE_PRETRAINED else "{chunk}"
 
 
 rule transfer:
     input:
-        grid=f"{R}/prepared/{{property}}/grid.json",
-        target=f"{R}/prepared/{{property}}/target.csv",
-        descriptors=f"{R}/features/descriptors.npz",
-        **(
-            {"source": f"{R}/prepared/{{property}}/source.csv"}
-            if PRETRAIN_IN_TRANSFER_JOB
-            else {"pretrained": f"{R}/models/{{property}}/pretrain_n{{block}}.pt"}
-        ),
+        **design_inputs(),
+        **({"pretrained": pretrained_file()} if PRETRAIN_JOB else {}),
     output:
-        **trial_outputs(f"{R}/trials/{{property}}/transfer_n{{block}}_{TRANSFER_CHUNK}"),
-        **({"pretrained": f"{R}/models/{{property}}/pretrain_n{{block}}.pt"} if PRETRAIN_IN_TRANSFER_JOB else {}),
+        **trial_outputs("{property}", TRANSFER_METHOD, TRANSFER_CHUNK, "{block}"),
+        **({"pretrained": pretrained_file()} if SAVE_PRETRAINED else {}),
+    log:
+        f"{LOGS}/{TRANSFER_METHOD}/{{property}}_n{{block}}_c{TRANSFER_CHUNK}.log",
+    priority: training_priority
+    conda:
+        "../envs/sim2real.yaml"
     params:
+        **training_slices(),
+        method=TRANSFER_METHOD,
         n_indices=block_n_indices,
-    log:
-        f"{LOGS}/transfer/{{property}}_n{{block}}_{TRANSFER_CHUNK}.log",
-    priority: training_priority,
-    conda:
-        "../envs/sim2real.yaml"
+        trials=chunk_trial_indices,
     script:
-        "../scripts/trials.py"
+        "../scripts/train.py"
 
 
-rule direct:
+if DIRECT:
+
+    rule direct:
+        input:
+            **design_inputs(),
+        output:
+            **trial_outputs("{property}", "direct", "{chunk}"),
+        log:
+            f"{LOGS}/direct/{{property}}_c{{chunk}}.log",
+        priority: training_priority
+        conda:
+            "../envs/sim2real.yaml"
+        params:
+            **training_slices(),
+            method="direct",
+            trials=chunk_trial_indices,
+        script:
+            "../scripts/train.py"
+
+
+# The simulated value itself as a predictor (linearly recalibrated on each trial's training rows): no network,
+# so neither the model nor the descriptors concern it.
+rule simulation:
     input:
-        grid=f"{R}/prepared/{{property}}/grid.json",
-        target=f"{R}/prepared/{{property}}/target.csv",
-        descriptors=f"{R}/features/descriptors.npz",
+        **design_inputs(),
     output:
-        **trial_outputs(f"{R}/trials/{{property}}/direct_c{{chunk}}"),
+        **trial_outputs("{property}", "simulation", "{chunk}"),
     log:
-        f"{LOGS}/direct/{{property}}_c{{chunk}}.log",
-    priority: training_priority,
+        f"{LOGS}/simulation/{{property}}_c{{chunk}}.log",
+    priority: training_priority
     conda:
         "../envs/sim2real.yaml"
+    params:
+        **training_slices("model", "multitask", "descriptor", "device"),
+        method="simulation",
+        trials=chunk_trial_indices,
     script:
-        "../scripts/trials.py"
-
-
-# Multitask learning (transfer: multitask, the chi study): no pretraining; each transfer job trains the
-# joint model on n simulated rows + the trial's experimental rows, and writes the same outputs as above.
-if config["transfer"] == "multitask":
-
-    ruleorder: multitask > transfer
-    ruleorder: multitask_direct > direct
-
-    rule multitask:
-        input:
-            grid=f"{R}/prepared/{{property}}/grid.json",
-            source=f"{R}/prepared/{{property}}/source.csv",
-            target=f"{R}/prepared/{{property}}/target.csv",
-            descriptors=f"{R}/features/descriptors.npz",
-        output:
-            **trial_outputs(f"{R}/trials/{{property}}/transfer_n{{n_index}}_c{{chunk}}"),
-        log:
-            f"{LOGS}/multitask/{{property}}_n{{n_index}}_c{{chunk}}.log",
-        priority: training_priority,
-        conda:
-            "../envs/sim2real.yaml"
-        script:
-            "../scripts/multitask.py"
-
-    rule multitask_direct:
-        input:
-            grid=f"{R}/prepared/{{property}}/grid.json",
-            source=f"{R}/prepared/{{property}}/source.csv",
-            target=f"{R}/prepared/{{property}}/target.csv",
-            descriptors=f"{R}/features/descriptors.npz",
-        output:
-            **trial_outputs(f"{R}/trials/{{property}}/direct_c{{chunk}}"),
-        log:
-            f"{LOGS}/multitask/{{property}}_direct_c{{chunk}}.log",
-        priority: training_priority,
-        conda:
-            "../envs/sim2real.yaml"
-        script:
-            "../scripts/multitask.py"
+        "../scripts/train.py"

@@ -3,5 +3,5 @@ from sim2real_scaling.stages import stage_aggregate
 from sim2real_scaling.workflow_script import run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run(sm, lambda config: stage_aggregate(config, sm.input.trials, sm.input.groups, sm.input.materials,
-                                       dict(sm.output.items())))
+run(sm, lambda settings: stage_aggregate(settings, sm.input.trials, sm.input.groups, sm.input.materials,
+                                           dict(sm.output.items())))

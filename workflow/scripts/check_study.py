@@ -3,4 +3,4 @@ from sim2real_scaling.stages import stage_check_study
 from sim2real_scaling.workflow_script import run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run(sm, lambda config: stage_check_study(config, dict(sm.input.items()), sm.output[0]))
+run(sm, lambda settings: stage_check_study(settings, dict(sm.input.items()), sm.output[0]))

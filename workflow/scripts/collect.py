@@ -7,4 +7,4 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 names = [str(p) for p in sm.params.properties]
 per_property = {name: {key: sm.input[key][i] for key in ("trials", "summary", "groups", "materials", "fits", "figures")}
                 for i, name in enumerate(names)}
-run(sm, lambda config: stage_collect(config, per_property, dict(sm.output.items())))
+run(sm, lambda settings: stage_collect(settings, per_property, dict(sm.output.items())))

@@ -3,5 +3,5 @@ from sim2real_scaling.stages import stage_analyse
 from sim2real_scaling.workflow_script import run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run(sm, lambda config: stage_analyse(config, dict(sm.input.items()), sm.output.fits, sm.output.figures,
-                                     properties=[sm.wildcards.property]))
+run(sm, lambda settings: stage_analyse(settings, dict(sm.input.items()), sm.output.fits, sm.output.figures,
+                                       properties=[sm.wildcards.property]))

@@ -5,4 +5,5 @@ from sim2real_scaling.stages import stage_prepare
 from sim2real_scaling.workflow_script import run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run(sm, lambda config: stage_prepare(config, sm.wildcards.property, Path(sm.output.grid).parent))
+run(sm, lambda settings: stage_prepare(settings, sm.wildcards.property, Path(sm.output.grid).parent,
+                                       rejected_log=sm.log.rejected))

@@ -3,4 +3,4 @@ from sim2real_scaling.stages import stage_report
 from sim2real_scaling.workflow_script import run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run(sm, lambda config: stage_report(config, dict(sm.input.items()), dict(sm.output.items())))
+run(sm, lambda settings: stage_report(settings, dict(sm.input.items()), dict(sm.output.items())))

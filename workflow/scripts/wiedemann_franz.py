@@ -3,5 +3,5 @@ from sim2real_scaling.studies.wiedemann_franz import stage_wiedemann_franz
 from sim2real_scaling.workflow_script import run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run(sm, lambda config: stage_wiedemann_franz(config, {"targets": list(sm.input.targets), **{
+run(sm, lambda settings: stage_wiedemann_franz(settings, {"targets": list(sm.input.targets), **{
     k: sm.input[k] for k in ("summary", "groups", "materials", "fits")}}, dict(sm.output.items())))
