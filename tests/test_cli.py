@@ -95,13 +95,12 @@ def test_fit_with_trials_and_seed(tables: dict[str, Path], capsys: pytest.Captur
             "--n-boot", "20", "--seed", "4")
     a = _json(capsys, *args)
     b = _json(capsys, *args)
-    assert a["fit"]["bootstrap"] == "trials"
+    assert a["fit"]["bootstrap"] == "replicates, then trials"  # the paired design, by default
     assert a == b
-    c = _json(capsys, *args, "--paired")
-    assert c["fit"]["bootstrap"] == "paired trials"
+    assert a["settings"]["seed"] == 4 and a["settings"]["n_resamples"] == 2000
     d = _json(capsys, "fit", tables["summary"], "--trials", tables["trials"], "--property",
-              "density", "--surface", "--paired", "--n-boot", "5")
-    assert d["fit"]["bootstrap"] == "paired trials"
+              "density", "--surface", "--n-boot", "5")
+    assert d["fit"]["bootstrap"] == "replicates, then trials" and d["fit"]["n_boot"] == 5
 
 
 def test_fit_in_m_and_direct(tables: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -214,15 +213,19 @@ def test_missing_columns(tables: dict[str, Path], capsys: pytest.CaptureFixture[
 
 
 def test_nan_means_are_named(tables: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """A point where every trial diverged has no mean: it is left out (as in every table of the workflow) and
+    its lines are named."""
     bad = tables["dir"] / "nan.csv"
     df = pd.read_csv(tables["summary"])
     df.loc[[3, 7], "mae_mean"] = np.nan
     df.to_csv(bad, index=False)
-    msg = _error(capsys, "fit", bad, "--property", "density")
-    assert "mae_mean" in msg and "5, 9" in msg and str(bad) in msg
-    # the workflow can drop them instead
+    rc, out, err = _run(capsys, "fit", bad, "--property", "density", "--json")
+    assert rc == 0 and "line(s) 5, 9 have no mean" in err and str(bad) in err
+    assert json.loads(out)["fit"]["status"] == "ok"
     kept = read_summary(bad, drop_nan_mean=True)
     assert len(kept) == len(df) - 2 and kept.attrs["dropped_lines"] == [5, 9]
+    with pytest.raises(TableError, match="5, 9"):
+        read_summary(bad)
 
 
 def test_single_n_value(tables: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -256,13 +259,20 @@ def test_other_bad_inputs(tables: dict[str, Path], capsys: pytest.CaptureFixture
     assert "'n' is not numeric" in _error(capsys, "fit", text)
     method = d / "method.csv"
     df = pd.read_csv(tables["summary"])
-    df.loc[0, "method"] = "finetune"
+    df.loc[0, "method"] = "pretrained"
     df.to_csv(method, index=False)
-    assert "'method'" in _error(capsys, "fit", method)
-    assert "no transfer rows at m = 7" in _error(capsys, "fit", tables["summary"], "--property",
+    assert "'method'" in _error(capsys, "fit", method, "--property", "density")
+    assert "no finetune rows at m = 7" in _error(capsys, "fit", tables["summary"], "--property",
                                                    "density", "--m", "7")
-    assert "direct learning has no n" in _error(capsys, "fit", tables["summary"], "--property",
-                                                 "density", "--method", "direct")
+    assert "direct has no n" in _error(capsys, "fit", tables["summary"], "--property", "density", "--method",
+                                       "direct")
+    # one transfer method per study: several present and none chosen is named
+    several = d / "several.csv"
+    df = pd.read_csv(tables["summary"])
+    extra = df[(df["method"] == "transfer") & (df["property"] == "density")].assign(method="affine")
+    pd.concat([df, extra]).to_csv(several, index=False)
+    assert "several transfer methods (finetune, affine); choose one with --method" in _error(
+        capsys, "fit", several, "--property", "density")
     # argparse errors are exit status 2 too
     rc, _, err = _run(capsys, "plan", tables["summary"], "--cost-sim", "-1", "--cost-exp", "1",
                       "--target", "0.1")
@@ -276,8 +286,8 @@ def test_trials_table_validation(tables: dict[str, Path]) -> None:
     df = pd.read_csv(tables["trials"])
     df.loc[5, "mae"] = np.nan
     df.to_csv(d / "trials_nan.csv", index=False)
-    kept = read_trials(d / "trials_nan.csv")
-    assert len(kept) == len(df) - 1 and kept.attrs["dropped_lines"] == [7]
+    kept = read_trials(d / "trials_nan.csv")  # a diverged trial stays (it is part of the design), without a value
+    assert len(kept) == len(df) and kept.attrs["dropped_lines"] == [7] and np.isnan(kept.loc[5, "mae"])
     with pytest.raises(TableError, match="line"):
         read_trials(d / "trials_nan.csv", drop_nan_mae=False)
 
@@ -293,7 +303,8 @@ def test_help_documents_options(capsys: pytest.CaptureFixture[str]) -> None:
                 "--n-boot", "--json", "--property", "--trials"):
         assert opt in out
     flat = " ".join(out.split())  # help text is wrapped to the terminal width
-    assert "currency" in flat and "property's units" in flat and "(default: 200)" in flat
+    assert "currency" in flat and "property's units" in flat and "else 200" in flat
+    assert "results folder" in flat
 
 
 def test_console_script_subprocess(tables: dict[str, Path]) -> None:

@@ -62,9 +62,26 @@ def test_group_results_do_not_depend_on_other_groups() -> None:
     assert a["alpha_ci_low"] == b["alpha_ci_low"] and a["C_ci_high"] == b["C_ci_high"]
 
 
-def test_paired_group_bootstrap() -> None:
-    res = fit_group_scaling(validate_group_trials(_group_trials()), n_boot=10, seed=0, paired=True)
-    assert res.fits["steep"].bootstrap == "paired trials"
+def test_one_diverged_trial_does_not_wipe_the_group_fits() -> None:
+    gt = _group_trials()
+    gt.loc[(gt["trial"] == 3) & (gt["n"] == NS[2]) & (gt["method"] == "transfer"), "mae"] = np.nan
+    res = fit_group_scaling(validate_group_trials(gt), n_boot=20, seed=0)
+    assert list(res.table["status"]) == ["ok", "ok", "ok", "too_few_points"]
+    curve = res.curves[(res.curves["group"] == "steep") & (res.curves["n"] == NS[2])].iloc[0]
+    assert curve["trials"] == 39 and np.isfinite(curve["mae_mean"])
+
+
+def test_a_group_with_no_scaling_is_not_ranked_as_a_scaling_law() -> None:
+    gt = _group_trials()
+    rng = np.random.default_rng(1)
+    flat = gt[gt["group"] == "flat"].copy()
+    flat["group"] = "none"
+    flat["mae"] = 0.2 + rng.normal(0, 0.005, len(flat))
+    res = fit_group_scaling(validate_group_trials(pd.concat([gt, flat], ignore_index=True)), n_boot=30, seed=0)
+    t = res.table.set_index("group")
+    assert t.loc["none", "status"] == "no_scaling"
+    ok_ranks = t[t["status"] == "ok"]["rank"]
+    assert t.loc["none", "rank"] > ok_ranks.max() and t.loc["none", "rank"] < t.loc["rare", "rank"]
 
 
 def test_from_group_summary() -> None:

@@ -85,11 +85,32 @@ def test_law_at_m_matches_surface(density_fit: SurfaceFit) -> None:
     assert res.reachable and res.ci_low <= res.value <= res.ci_high
 
 
-def test_paired_surface_bootstrap() -> None:
+def test_surface_bootstrap_keeps_the_pairing_and_the_replicates() -> None:
     n, m = _grid()
-    fit = fit_surface_bootstrap(n, m, _trials(4, surface(n, m, **TRUE)), n_boot=10, seed=0,
-                                paired=True)
-    assert fit.ok and fit.bootstrap == "paired trials" and fit.n_boot == 10
+    T = 120
+    rng = np.random.default_rng(4)
+    split = rng.normal(0.0, 0.02, T)
+    trials = [mu + split + rng.normal(0.0, 0.005, T) for mu in surface(n, m, **TRUE)]
+    fit = fit_surface_bootstrap(n, m, trials, n_boot=10, seed=0, replicates=np.arange(T) % 6)
+    assert fit.ok and fit.n_boot == 10 and fit.replicates == 6 and fit.trials == T
+    assert "pretraining effects from the pooled replicate variance" in fit.bootstrap
+    # the split effect shared by every point does not make the surface look wrong: chi2 under the covariance
+    # of the paired means is of the size of its degrees of freedom
+    assert fit.holds and fit.chi2_dof < 3
+
+
+def test_surface_model_is_an_lmfit_model() -> None:
+    import lmfit
+
+    from sim2real_scaling.analysis.surface import SurfaceModel
+
+    n, m = _grid()
+    y = surface(n, m, **TRUE)
+    model = SurfaceModel(n0=float(np.exp(np.log(n).mean())), m0=float(np.exp(np.log(m).mean())), cmax=float(y.min()))
+    assert isinstance(model, lmfit.Model)
+    result = model.fit(y, model.guess(y, n=n, m=m), n=n, m=m, cov=np.diag((0.01 * y) ** 2))
+    for k in ("A", "alpha", "B", "beta", "eps"):
+        assert result.params[k].value == pytest.approx(TRUE[k], rel=1e-4), k
 
 
 def test_non_product_surface_does_not_hold() -> None:

@@ -144,16 +144,22 @@ def marginal_rate_1d(
         ci: interval level (default: ``fit_n``'s).
 
     Returns:
-        :class:`MarginalRate` with ``source="1d"``; bootstrap samples of the two fits are paired by
-        index (they are independent fits, so any pairing is a valid joint draw).
+        :class:`MarginalRate` with ``source="1d"``; bootstrap samples of the two fits are paired by index: fits
+        made by the study (or the command-line tool) from one property's resamples share resample b, so the
+        pair is a joint draw that keeps the correlation of the two laws.
     """
     ci = fit_n.ci_level if ci is None else ci
     gn = float(fit_n.derivative(n))
     gm = float(fit_m.derivative(m))
     gn_b = fit_n.boot_derivative(n)[:, 0] if fit_n.boot_samples.size else np.empty(0)
     gm_b = fit_m.boot_derivative(m)[:, 0] if fit_m.boot_samples.size else np.empty(0)
-    good_n, good_m = gn_b[np.isfinite(gn_b)], gm_b[np.isfinite(gm_b)]
+    k = min(gn_b.size, gm_b.size)
+    both = np.isfinite(gn_b[:k]) & np.isfinite(gm_b[:k])
+    good_n, good_m = gn_b[:k][both], gm_b[:k][both]
     notes = [f"{k} fit not ok ({f.status})" for k, f in (("R(n)", fit_n), ("R(m)", fit_m)) if not f.ok]
+    for name, v, f in (("n", n, fit_n), ("m", m, fit_m)):
+        if math.isfinite(f.x_max) and not (f.x_min * (1 - 1e-9) <= v <= f.x_max * (1 + 1e-9)):
+            notes.append(f"{name} = {v:g} outside the measured range [{f.x_min:g}, {f.x_max:g}]")
     return _rate_from_samples(n, m, gn, gm, good_n, good_m, ci, "1d", "; ".join(notes))
 
 
@@ -220,6 +226,8 @@ class Plan:
     feasible_fraction: float = math.nan
     ci_level: float = 0.90
     n_boot: int = 0
+    extrapolated: bool = False
+    recommended: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (NaN/inf -> None), unrounded."""
@@ -357,6 +365,22 @@ def _bounds_hit(n: float, m: float, n_min: float, n_max: float, m_min: float, m_
     return out
 
 
+def _plan_notes(plan: Plan, fit: SurfaceFit, n: float, m: float) -> str:
+    """What qualifies a plan: a surface that does not hold (then it is no recommendation) and a plan outside the
+    measured (n, m) range (an extrapolation)."""
+    notes = []
+    if not fit.holds:
+        plan.recommended = False
+        notes.append("not a recommendation: " + fit.holds_explanation)
+    (n_lo, n_hi), (m_lo, m_hi) = fit.n_range, fit.m_range
+    if math.isfinite(n_hi) and (n > n_hi * (1 + 1e-9) or m > m_hi * (1 + 1e-9) or n < n_lo * (1 - 1e-9)
+                                or m < m_lo * (1 - 1e-9)):
+        plan.extrapolated = True
+        notes.append(f"outside the measured range (n {n_lo:g}-{n_hi:g}, m {m_lo:g}-{m_hi:g}): an extrapolation "
+                     "of the surface")
+    return "; ".join(notes)
+
+
 def _check_costs(cost_sim: float, cost_exp: float) -> None:
     if not (cost_sim > 0 and cost_exp > 0 and math.isfinite(cost_sim) and math.isfinite(cost_exp)):
         raise ValueError(f"costs must be positive and finite, got cost_sim={cost_sim}, cost_exp={cost_exp}")
@@ -408,12 +432,7 @@ def plan_for_target(
         plan.mae_int = float(_R(p, plan.n_int, plan.m_int))
         plan.tangency = _grad_ratio(p, n, m) / (cost_sim / cost_exp)
         plan.bound = _bounds_hit(n, m, n_min, nmax, m_min, mmax)
-        notes = []
-        if not fit.holds:
-            notes.append("warning: " + fit.holds_explanation)
-        if math.isfinite(fit.n_range[1]) and (n > fit.n_range[1] or m > fit.m_range[1]):
-            notes.append("extrapolated beyond the fitted (n, m) range")
-        plan.message = "; ".join(notes)
+        plan.message = _plan_notes(plan, fit, n, m)
     else:
         plan.n = plan.m = plan.cost = math.inf
     boot = fit.boot_params()
@@ -473,12 +492,7 @@ def plan_for_budget(
         plan.mae_int = float(_R(p, plan.n_int, plan.m_int))
         plan.tangency = _grad_ratio(p, n, m) / (cost_sim / cost_exp)
         plan.bound = _bounds_hit(n, m, n_min, nmax, m_min, mmax)
-        notes = []
-        if not fit.holds:
-            notes.append("warning: " + fit.holds_explanation)
-        if math.isfinite(fit.n_range[1]) and (n > fit.n_range[1] or m > fit.m_range[1]):
-            notes.append("extrapolated beyond the fitted (n, m) range")
-        plan.message = "; ".join(notes)
+        plan.message = _plan_notes(plan, fit, n, m)
     boot = fit.boot_params()
     if boot.shape[0] >= 2 and plan.feasible:
         res = np.array([

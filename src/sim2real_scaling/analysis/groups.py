@@ -1,15 +1,17 @@
 """Per-group scaling: which material classes (or single materials) keep improving with more n.
 
-Input: ``group_trials`` (``property, method, n, m, trial, group_by, group, mae, count``; the MAE on
-the test samples of one group in one trial) or a per-group summary (``property, method, n, m,
-group_by, group, mae_mean, mae_ci_low, mae_ci_high, trials``). For each group the 1-D law
-R(n) = D n^-alpha + C is fitted to the transfer-learning means at one fixed m, with intervals by
-resampling that group's trials (or a parametric bootstrap from a summary). A group's mean at an n is
-the plain mean of its per-trial MAEs over the trials in which it was in the test set (each trial
-counts once, as in the overall summary).
+Input: ``group_trials`` (``property, method, n, m, trial, group_by, group, mae, count``, optional
+``replicate``; the MAE on the test samples of one group in one trial) or a per-group summary (``property,
+method, n, m, group_by, group, mae_mean, mae_ci_low, mae_ci_high, trials``). For each group the 1-D law
+R(n) = D n^-alpha + C is fitted to the transfer-learning means at one fixed m, by the one fit path of every
+law (:func:`~sim2real_scaling.analysis.laws.fit_power_law_trials`), with the property's resamples (the same
+trial weights for every group, so a group's result does not depend on the others), or a parametric bootstrap
+from a summary. A group's mean at an n is the plain mean of its per-trial MAEs over the trials in which it was
+in the test set; diverged trials (NaN) are left out point by point, never the group.
 
-The table is ranked by alpha, descending (the groups that profit most from more simulations first),
-ties broken by the smaller floor C; groups whose fit failed come last.
+The table is ranked by alpha, descending (the groups that profit most from more simulations first), ties
+broken by the smaller floor C; groups with no scaling (a parameter at its bound) come after them, and groups
+whose fit failed come last.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sim2real_scaling.analysis.laws import PowerLawFit, fit_power_law_bootstrap, fit_power_law_summary
-from sim2real_scaling.analysis.tables import Z90, TableError, select_property, summary_standard_errors
+from sim2real_scaling.analysis.bootstrap import TrialResamples, percentile_interval, resamples_for, value_matrix
+from sim2real_scaling.analysis.laws import PowerLawFit, fit_power_law_summary, fit_power_law_trials
+from sim2real_scaling.analysis.tables import Z90, TableError, select_property, summary_standard_errors, transfer_method
 
 __all__ = [
     "GroupScaling",
@@ -35,7 +38,7 @@ __all__ = [
 TABLE_COLUMNS: tuple[str, ...] = (
     "rank", "group_by", "group", "status", "alpha", "alpha_ci_low", "alpha_ci_high",
     "C", "C_ci_low", "C_ci_high", "D", "D_ci_low", "D_ci_high", "max_n", "mae_at_max_n",
-    "mae_direct", "n_points", "trials", "message",
+    "mae_direct", "n_points", "trials", "replicates", "message",
 )
 
 
@@ -64,15 +67,17 @@ def _group_seed(seed: int, group: str) -> list[int]:
 
 
 def rank_groups(table: pd.DataFrame) -> pd.DataFrame:
-    """Sort a per-group table by alpha descending (ties: smaller C first), failed fits last.
+    """Sort a per-group table by alpha descending (ties: smaller C first), ``no_scaling`` next, failed fits last.
 
     Adds/overwrites ``rank`` (1 = steepest decay). Returns a new DataFrame with a fresh index.
     """
     t = table.copy()
     ok = (t["status"] == "ok") & np.isfinite(t["alpha"].astype(float))
+    flat = t["status"] == "no_scaling"
     good = t[ok].sort_values(["alpha", "C", "group"], ascending=[False, True, True], kind="mergesort")
-    bad = t[~ok].sort_values("group", kind="mergesort")
-    out = pd.concat([good, bad], ignore_index=True)
+    none = t[flat & ~ok].sort_values("group", kind="mergesort")
+    bad = t[~ok & ~flat].sort_values("group", kind="mergesort")
+    out = pd.concat([x for x in (good, none, bad) if len(x)] or [t.iloc[:0]], ignore_index=True)
     out["rank"] = np.arange(1, len(out) + 1)
     cols = [c for c in TABLE_COLUMNS if c in out.columns] + [
         c for c in out.columns if c not in TABLE_COLUMNS
@@ -81,20 +86,20 @@ def rank_groups(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _row(group_by: str, group: str, fit: PowerLawFit, n_max: float, mae_max: float,
-         direct: float, trials: int) -> dict[str, object]:
+         direct: float, trials: int, replicates: int = 0) -> dict[str, object]:
     return {
         "group_by": group_by, "group": group, "status": fit.status,
         "alpha": fit.alpha, "alpha_ci_low": fit.alpha_ci[0], "alpha_ci_high": fit.alpha_ci[1],
         "C": fit.C, "C_ci_low": fit.C_ci[0], "C_ci_high": fit.C_ci[1],
         "D": fit.D, "D_ci_low": fit.D_ci[0], "D_ci_high": fit.D_ci[1],
         "max_n": n_max, "mae_at_max_n": mae_max, "mae_direct": direct,
-        "n_points": fit.n_points, "trials": trials, "message": fit.message,
+        "n_points": fit.n_points, "trials": trials, "replicates": replicates, "message": fit.message,
     }
 
 
 def _select(
     df: pd.DataFrame, property: str | None, group_by: str | None, m: float | None,
-    source: str,
+    source: str, method: str | None = None,
 ) -> tuple[str, str, float, pd.DataFrame]:
     prop, rows = select_property(df, property, source)
     kinds = list(dict.fromkeys(rows["group_by"].tolist()))
@@ -108,7 +113,7 @@ def _select(
     elif group_by not in kinds:
         raise TableError(f"{source}: unknown group_by {group_by!r}; present: {', '.join(kinds)}")
     rows = rows[rows["group_by"] == group_by]
-    transfer = rows[rows["method"] == "transfer"]
+    transfer = rows[rows["method"] == transfer_method(rows, method, source)]
     if transfer.empty:
         raise TableError(f"{source}: no transfer rows for property {prop!r}, group_by {group_by!r}")
     ms = np.unique(transfer["m"].to_numpy(float))
@@ -128,11 +133,13 @@ def fit_group_scaling(
     property: str | None = None,
     group_by: str | None = None,
     m: float | None = None,
+    method: str | None = None,
     n_boot: int = 100,
     seed: int = 0,
     ci: float = 0.90,
     space: str = "linear",
-    paired: bool = False,
+    resamples: TrialResamples | None = None,
+    n_resamples: int = 2000,
     source: str = "group_trials",
 ) -> GroupScaling:
     """Fit the 1-D law in n for every group of a validated ``group_trials`` table.
@@ -142,10 +149,12 @@ def fit_group_scaling(
         property: which property (needed when several are present).
         group_by: which grouping (needed when several are present, e.g. class and compound).
         m: the fixed experimental size (default: the largest with transfer rows).
-        n_boot: trial-resampling bootstrap refits per group. seed: base seed; each group's seed is
-            derived from (seed, crc32(group name)) so results do not depend on the other groups.
+        method: the transfer method (default: the one present).
+        n_boot: bootstrap refits per group.
+        seed: study seed (the resamples are the property's, :func:`~.bootstrap.resamples_for`).
         ci: interval level. space: fit weighting (see :mod:`~sim2real_scaling.analysis.laws`).
-        paired: resample trial ids jointly across n (trials share splits across n).
+        resamples: the property's resamples (default: drawn from this table's trial and replicate ids with
+            ``n_resamples`` resamples, as the aggregation draws them from trials.csv).
         source: name used in error messages.
 
     Returns:
@@ -154,32 +163,42 @@ def fit_group_scaling(
     Raises:
         TableError: unknown property / group_by / m (table-level problems only).
     """
-    prop, gb, m_used, rows = _select(group_trials, property, group_by, m, source)
-    transfer = rows[rows["method"] == "transfer"]
+    prop, gb, m_used, rows = _select(group_trials, property, group_by, m, source, method)
+    meth = transfer_method(rows, method, source)
+    prop_rows = group_trials[group_trials["property"] == prop]
+    if resamples is None:
+        resamples = resamples_for(prop_rows, max(n_resamples, n_boot), seed, prop)
+    transfer = rows[rows["method"] == meth]
     direct_rows = rows[rows["method"] == "direct"]
-    direct = {str(g): float(d["mae"].mean()) for g, d in direct_rows.groupby("group", sort=False)}
+    direct = {str(g): float(np.nanmean(d["mae"].to_numpy(float))) if np.isfinite(d["mae"].to_numpy(float)).any()
+              else math.nan for g, d in direct_rows.groupby("group", sort=False)}
     records, curves = [], []
     fits: dict[str, PowerLawFit] = {}
     for group, g in transfer.groupby("group", sort=True):
         group = str(group)
-        parts = [d for _, d in g.groupby("n", sort=True)]
-        by_n = [(float(d["n"].to_numpy(float)[0]), d["mae"].to_numpy(float)) for d in parts]
-        xs = np.array([n for n, _ in by_n])
-        arrays = [a for _, a in by_n]
-        rng_seed = _group_seed(seed, group)
-        fit = fit_power_law_bootstrap(
-            xs, arrays, n_boot=n_boot, seed=int(np.random.SeedSequence(rng_seed).generate_state(1)[0]),
-            ci=ci, space=space, paired=paired,
-            trial_ids=[d["trial"].to_numpy() for d in parts] if paired else None,
-        )
+        xs = np.unique(g["n"].to_numpy(float))
+        values = value_matrix(g, resamples, [(float(n),) for n in xs], ["n"])
+        keep = np.isfinite(values).any(axis=0)
+        xs, values = xs[keep], values[:, keep]
+        gen = np.random.default_rng(_group_seed(seed, group))
+        if xs.size == 0:
+            fit = PowerLawFit.failed("invalid_input", "every trial of this group diverged")
+        else:
+            fit = fit_power_law_trials(xs, values, resamples.head(n_boot), n_boot=n_boot, ci=ci, space=space,
+                                       generator=gen)
         fits[group] = fit
-        for n, a in by_n:
-            mean = float(a.mean())
-            se = float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else math.nan
-            curves.append({"group": group, "n": n, "mae_mean": mean, "mae_ci_low": mean - Z90 * se,
-                           "mae_ci_high": mean + Z90 * se, "trials": a.size})
-        records.append(_row(gb, group, fit, float(xs.max()), float(arrays[-1].mean()),
-                            direct.get(group, math.nan), int(min(a.size for a in arrays))))
+        counts = np.isfinite(values).sum(axis=0)
+        boot = resamples.means(values, xs) if xs.size and counts.min() >= 2 else None
+        for j, n in enumerate(xs):
+            col = values[:, j]
+            mean = float(np.nanmean(col))
+            lo, hi = percentile_interval(boot[:, j], ci) if boot is not None else (math.nan, math.nan)
+            curves.append({"group": group, "n": float(n), "mae_mean": mean, "mae_ci_low": lo, "mae_ci_high": hi,
+                           "trials": int(counts[j])})
+        records.append(_row(gb, group, fit, float(xs.max()) if xs.size else math.nan,
+                            float(np.nanmean(values[:, -1])) if xs.size else math.nan,
+                            direct.get(group, math.nan), int(counts.min()) if counts.size else 0,
+                            int(resamples.replicates_at(values).min()) if xs.size else 0))
     table = rank_groups(pd.DataFrame.from_records(records, columns=[c for c in TABLE_COLUMNS if c != "rank"]))
     return GroupScaling(prop, gb, m_used, table, fits, pd.DataFrame(curves), direct)
 
@@ -211,7 +230,7 @@ def fit_group_scaling_summary(
     df["group"] = df["group"].astype(str)
     df["group_by"] = df["group_by"].astype(str)
     prop, gb, m_used, rows = _select(df, property, group_by, m, source)
-    transfer = rows[rows["method"] == "transfer"]
+    transfer = rows[rows["method"] == transfer_method(rows, None, source)]
     direct = {
         str(g): float(d["mae_mean"].mean())
         for g, d in rows[rows["method"] == "direct"].groupby("group", sort=False)

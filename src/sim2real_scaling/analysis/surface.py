@@ -1,28 +1,25 @@
-"""The 2-D scaling surface R(n, m) = (A n^-alpha + B) m^-beta + eps and whether it holds.
+"""The 2-D scaling surface R(n, m) = (A n^-alpha + B) m^-beta + eps as an lmfit Model, and whether it holds.
 
-n = simulated (source) samples, m = experimental training samples, R = mean test MAE (property
-units). A, alpha, B, beta, eps >= 0 and eps <= the smallest observed mean. At fixed m the surface is
-the 1-D law with ``D = A m^-beta`` and ``C = B m^-beta + eps`` (:meth:`SurfaceFit.law_at_m`).
+n = simulated (source) samples, m = experimental training samples, R = mean test MAE (property units). A, alpha,
+B, beta, eps >= 0 and eps <= the smallest observed mean. At fixed m the surface is the 1-D law with
+``D = A m^-beta`` and ``C = B m^-beta + eps`` (:meth:`SurfaceFit.law_at_m`).
 
-Weighting is the same as :mod:`sim2real_scaling.analysis.laws` (default linear space, residuals
-divided by the SE of each mean; ``space="log"`` for log residuals), for the same reasons.
-
-Fitting: variable projection on a grid of (alpha, beta) - for each pair the model is linear in
-(A, B, eps) and the box-constrained least-squares problem is solved exactly by enumerating active
-sets from the normal equations - then lmfit ``least_squares`` polishes the best few grid minima and
-keeps the lowest chi-square. n and m are divided internally by their geometric means. Bootstrap
-refits (trial resampling or parametric from the SEs) run the same grid search followed by a scipy
-least-squares polish.
+The model: :class:`SurfaceModel` (an ``lmfit.Model``) whose ``guess`` is variable projection on a grid of
+(alpha, beta) - for each pair the model is linear in (A, B, eps) and the box-constrained generalised
+least-squares problem is solved exactly by enumerating active sets from the normal equations - and whose fit
+polishes the best grid minima by ``least_squares`` on whitened residuals. n and m are divided internally by
+their geometric means. Weights, the extra-scatter term and the bootstrap are those of every law
+(:mod:`sim2real_scaling.analysis.fitting`): the covariance of the paired means, refits of the property's
+resamples (grid search, then a polish warm-started from the full-data optimum).
 
 Goodness (``holds``): the surface is said to describe the data when all of
   * ``R^2 >= r2_min`` (0.9): it explains the variation of the means;
-  * ``chi2/dof <= chi2_dof_max`` (3, only with SEs): residuals are of the size of the noise;
-  * no systematic residual structure: a runs test on the signs of the residuals along n (within
-    each m) and along m (within each n) is not significant at ``runs_p_min`` (0.01, Bonferroni over
-    the two orders) - checked only when ``chi2/dof > 1.5`` (without SEs always), since structure
-    in residuals that are within the noise does not matter.
-Otherwise ``holds = False`` with an explanation, and the marginal rate should be taken from 1-D fits
-(as the paper does for the chi study).
+  * ``chi2/dof <= chi2_dof_max`` (3, under the trials' covariance): residuals are of the size of the noise;
+  * no systematic residual structure: a runs test on the signs of the residuals along n (within each m) and
+    along m (within each n) is not significant at ``runs_p_min`` (0.01, Bonferroni over the two orders) -
+    checked only when ``chi2/dof > 1.5`` (without covariance always).
+Otherwise ``holds = False`` with an explanation; a surface that does not hold yields no plan or rate of its
+own (the marginal rate is then taken from 1-D fits, as the paper does for the chi study).
 """
 
 from __future__ import annotations
@@ -40,19 +37,28 @@ from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 from scipy.stats import norm
 
-from sim2real_scaling.analysis.laws import (
-    SPACES,
-    PowerLawFit,
-    _finite_or_none,
-    _interval,
-    _none_to_nan,
-    clean_weights,
-    resample_means,
+from sim2real_scaling.analysis.bootstrap import TrialResamples, draw_resamples
+from sim2real_scaling.analysis.fitting import (
+    PointData,
+    WhitenedModel,
+    from_summary,
+    from_trials,
+    gls_fit,
+    interval_columns,
+    inverse,
+    poor_fit_note,
+    scatter_note,
+    whitener,
 )
+from sim2real_scaling.analysis.laws import SPACES, PowerLawFit, _finite_or_none, _interval, _none_to_nan
 
 __all__ = [
+    "SurfaceModel",
+    "SurfaceFamily",
     "SurfaceFit",
     "fit_surface",
+    "fit_surface_points",
+    "fit_surface_trials",
     "fit_surface_bootstrap",
     "fit_surface_summary",
     "surface",
@@ -61,7 +67,6 @@ __all__ = [
 
 SURFACE_PARAMS: tuple[str, ...] = ("A", "alpha", "B", "beta", "eps")
 DEFAULT_EXP_MAX = 5.0
-
 
 def surface(
     n: ArrayLike, m: ArrayLike, A: float, alpha: float, B: float, beta: float, eps: float
@@ -73,16 +78,285 @@ def surface(
         return (A * na ** (-alpha) + B) * ma ** (-beta) + eps
 
 
-def _surface_scaled(
-    ns: np.ndarray, ms: np.ndarray, As: float, alpha: float, Bs: float, beta: float, eps: float
-) -> np.ndarray:
+
+
+def _surface_scaled(ns: np.ndarray, ms: np.ndarray, As: float, alpha: float, Bs: float, beta: float,
+                    eps: float) -> np.ndarray:
     return (As * ns ** (-alpha) + Bs) * ms ** (-beta) + eps
 
 
-def _log_surface_scaled(
-    ns: np.ndarray, ms: np.ndarray, As: float, alpha: float, Bs: float, beta: float, eps: float
-) -> np.ndarray:
-    return np.log(np.maximum(_surface_scaled(ns, ms, As, alpha, Bs, beta, eps), 1e-300))
+# ----------------------------------------------------------------------------------------------
+# Variable projection over (alpha, beta), with a full weight matrix
+# ----------------------------------------------------------------------------------------------
+
+
+def _exp_grid(exp_max: float, size: int) -> np.ndarray:
+    return np.concatenate([[0.0], np.geomspace(1e-3, exp_max, size - 1)])
+
+
+def _design(ns: np.ndarray, ms: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Columns (ns^-a ms^-b, ms^-b, 1) for each (a, b): shape ``(G, N, 3)``."""
+    mb = ms[None, :] ** (-b[:, None])
+    u = ns[None, :] ** (-a[:, None]) * mb
+    return np.stack([u, mb, np.ones_like(mb)], axis=-1)
+
+
+def _grid_solve(X: np.ndarray, Y: np.ndarray, P: np.ndarray, cmax: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact box-constrained GLS for ``y ~ X p`` on every grid design and data row.
+
+    Constraints p0, p1 >= 0, 0 <= p2 <= cmax. Enumerates active sets (each coefficient free or at a bound),
+    solves the free part from the normal equations and keeps the feasible candidate with the lowest chi2 - exact
+    for this convex problem.
+
+    Args:
+        X: designs ``(G, N, 3)``. Y: data ``(B, N)``. P: weight matrix ``(N, N)``. cmax: ``(B,)``.
+
+    Returns:
+        ``(coef (B, G, 3), chi2 (B, G))``.
+    """
+    XP = np.einsum("gnk,nm->gmk", X, P)
+    Gm = np.einsum("gmk,gml->gkl", XP, X)
+    h = np.einsum("gmk,bm->bgk", XP, Y)
+    yy = np.einsum("bn,nm,bm->b", Y, P, Y)[:, None]
+    B_, G_ = h.shape[0], h.shape[1]
+    best_ssr = np.full((B_, G_), np.inf)
+    best = np.zeros((B_, G_, 3))
+    for s0, s1, s2 in itertools.product(("free", "zero"), ("free", "zero"), ("free", "zero", "cmax")):
+        states = (s0, s1, s2)
+        free = [k for k, st in enumerate(states) if st == "free"]
+        p = np.zeros((B_, G_, 3))
+        if s2 == "cmax":
+            p[:, :, 2] = cmax[:, None]
+        if free:
+            fixed_contrib = np.einsum("gkl,bgl->bgk", Gm, p)
+            rhs = (h - fixed_contrib)[:, :, free]
+            Gff = Gm[:, free][:, :, free]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                inv = np.linalg.pinv(Gff, rcond=1e-12)
+            p[:, :, free] = np.einsum("gkl,bgl->bgk", inv, rhs)
+        feas = (p[:, :, 0] >= 0) & (p[:, :, 1] >= 0) & (p[:, :, 2] >= 0) & (
+            p[:, :, 2] <= cmax[:, None] * (1 + 1e-12))
+        ssr = yy - 2 * np.einsum("bgk,bgk->bg", p, h) + np.einsum("bgk,gkl,bgl->bg", p, Gm, p)
+        ssr = np.where(feas & np.isfinite(ssr), ssr, np.inf)
+        better = ssr < best_ssr
+        best_ssr = np.where(better, ssr, best_ssr)
+        best = np.where(better[:, :, None], p, best)
+    return best, np.maximum(best_ssr, 0.0)
+
+
+def _grid_starts(ns: np.ndarray, ms: np.ndarray, Y: np.ndarray, P: np.ndarray, cmax: np.ndarray, exp_max: float,
+                 size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grid search; returns (params (B, G, 5) in scaled units, chi2 (B, G))."""
+    g = _exp_grid(exp_max, size)
+    a, b = (v.ravel() for v in np.meshgrid(g, g, indexing="ij"))
+    coef, ssr = _grid_solve(_design(ns, ms, a, b), Y, P, cmax)
+    params = np.empty((Y.shape[0], a.size, 5))
+    params[:, :, 0] = coef[:, :, 0]
+    params[:, :, 1] = a[None, :]
+    params[:, :, 2] = coef[:, :, 1]
+    params[:, :, 3] = b[None, :]
+    params[:, :, 4] = coef[:, :, 2]
+    return params, ssr
+
+
+def _polish(ns: np.ndarray, ms: np.ndarray, y: np.ndarray, Wh: np.ndarray, p0: np.ndarray, cmax: float,
+            exp_max: float, space: str) -> tuple[np.ndarray, float]:
+    """least-squares polish of scaled (As, alpha, Bs, beta, eps) on whitened residuals; (params, chi2)."""
+    fit_eps = cmax > 0
+    lb = np.zeros(5 if fit_eps else 4)
+    ub = np.array([np.inf, exp_max, np.inf, exp_max] + ([cmax] if fit_eps else []))
+
+    def full(v: np.ndarray) -> np.ndarray:
+        return v if fit_eps else np.append(v, 0.0)
+
+    log_n, log_m = np.log(ns), np.log(ms)
+
+    def resid(v: np.ndarray) -> np.ndarray:
+        mod = _surface_scaled(ns, ms, *full(v))
+        if space == "log":
+            return Wh @ (np.log(np.maximum(mod, 1e-300)) - np.log(y))
+        return Wh @ (mod - y)
+
+    def jac(v: np.ndarray) -> np.ndarray:
+        As, a, Bs, b, e = full(v)
+        na_ = ns ** (-a)
+        mb = ms ** (-b)
+        cols = [na_ * mb, -As * log_n * na_ * mb, mb, -log_m * (As * na_ + Bs) * mb]
+        if fit_eps:
+            cols.append(np.ones_like(ns))
+        J = np.column_stack(cols)
+        if space == "log":
+            J = J / np.maximum((As * na_ + Bs) * mb + e, 1e-300)[:, None]
+        return Wh @ J
+
+    x0 = np.asarray(p0[: lb.size], dtype=float).copy()
+    span = np.where(np.isfinite(ub), ub - lb, np.maximum(np.abs(x0), 1.0))
+    x0 = np.clip(x0, lb + 1e-9 * span, np.where(np.isfinite(ub), ub - 1e-9 * span, np.inf))
+    try:
+        res = least_squares(resid, x0, jac=jac, bounds=(lb, ub), method="trf", x_scale="jac")
+    except (ValueError, FloatingPointError):
+        return np.full(5, np.nan), math.inf
+    r = resid(res.x)
+    return full(res.x), float(r @ r)
+
+
+# ----------------------------------------------------------------------------------------------
+# The lmfit Model and the family the shared fit path runs
+# ----------------------------------------------------------------------------------------------
+
+
+class SurfaceModel(WhitenedModel):
+    """``R(n, m) = (A n^-alpha + B) m^-beta + eps`` as an lmfit Model (parameters As, alpha, Bs, beta, eps with
+    fixed n0, m0; A = As n0^alpha m0^beta, B = Bs m0^beta). ``guess`` = variable projection on the (alpha, beta)
+    grid; ``fit(..., cov=S)`` = generalised least squares."""
+
+    def __init__(self, *, n0: float = 1.0, m0: float = 1.0, cmax: float = np.inf, exp_max: float = DEFAULT_EXP_MAX,
+                 space: str = "linear", grid_size: int = 31, **kws: Any) -> None:
+        def scaled(n: np.ndarray, m: np.ndarray, As: float, alpha: float, Bs: float, beta: float, eps: float,
+                   n0: float, m0: float) -> np.ndarray:
+            return _surface_scaled(np.asarray(n, float) / n0, np.asarray(m, float) / m0, As, alpha, Bs, beta, eps)
+
+        super().__init__(scaled, independent_vars=["n", "m"], **kws)
+        self.n0, self.m0, self.cmax, self.exp_max, self.space, self.grid_size = (
+            float(n0), float(m0), float(cmax), exp_max, space, grid_size)
+        for name in ("As", "Bs"):
+            self.set_param_hint(name, min=0.0)
+        for name in ("alpha", "beta"):
+            self.set_param_hint(name, min=0.0, max=exp_max)
+        if cmax > 0:
+            self.set_param_hint("eps", min=0.0, max=cmax if math.isfinite(cmax) else np.inf)
+        else:
+            self.set_param_hint("eps", value=0.0, vary=False)
+        self.set_param_hint("n0", value=self.n0, vary=False)
+        self.set_param_hint("m0", value=self.m0, vary=False)
+        self.set_param_hint("A", expr="As * n0**alpha * m0**beta")
+        self.set_param_hint("B", expr="Bs * m0**beta")
+
+    def surface_params(self, p: np.ndarray) -> lmfit.Parameters:
+        """Parameters at scaled (As, alpha, Bs, beta, eps), nudged inside their bounds."""
+        pars = self.make_params()
+        pars["As"].set(value=max(float(p[0]), 1e-12))
+        pars["alpha"].set(value=float(np.clip(p[1], 1e-6, self.exp_max * (1 - 1e-6))))
+        pars["Bs"].set(value=max(float(p[2]), 1e-12))
+        pars["beta"].set(value=float(np.clip(p[3], 1e-6, self.exp_max * (1 - 1e-6))))
+        if pars["eps"].vary:
+            pars["eps"].set(value=float(np.clip(p[4], 1e-9 * self.cmax, self.cmax * (1 - 1e-9))))
+        return pars
+
+    def grid_guesses(self, data: ArrayLike, n: ArrayLike, m: ArrayLike, cov: np.ndarray | None = None,
+                     k: int = 4) -> list[np.ndarray]:
+        """The ``k`` best distinct grid minima (scaled parameters), best first."""
+        y = np.asarray(data, dtype=float)
+        P = np.eye(y.size) if cov is None else inverse(cov)
+        cmax = self.cmax if math.isfinite(self.cmax) else float(y.min())
+        params, ssr = _grid_starts(np.asarray(n, float) / self.n0, np.asarray(m, float) / self.m0, y[None, :], P,
+                                   np.array([cmax]), self.exp_max, self.grid_size)
+        starts: list[np.ndarray] = []
+        for idx in np.argsort(ssr[0]):
+            if not np.isfinite(ssr[0, idx]):
+                break
+            cand = params[0, idx]
+            if all(abs(cand[1] - s[1]) + abs(cand[3] - s[3]) > 0.05 for s in starts):
+                starts.append(cand)
+            if len(starts) >= k:
+                break
+        return starts
+
+    def guess(self, data: ArrayLike, n: ArrayLike = None, m: ArrayLike = None, cov: np.ndarray | None = None,
+              **kws: Any) -> lmfit.Parameters:
+        """The best grid point of the variable projection as starting parameters."""
+        starts = self.grid_guesses(data, n, m, cov, k=1)
+        if not starts:
+            raise ValueError("variable-projection grid found no finite solution")
+        return self.surface_params(starts[0])
+
+
+class SurfaceFamily:
+    """The surface for :func:`~sim2real_scaling.analysis.fitting.gls_fit` (one variant)."""
+
+    variants = ("surface",)
+    n_params = {"surface": 5}
+
+    def __init__(self, n: np.ndarray, m: np.ndarray, space: str = "linear", exp_max: float = DEFAULT_EXP_MAX,
+                 grid_size: int = 31) -> None:
+        self.n, self.m = np.asarray(n, float), np.asarray(m, float)
+        self.n0 = float(np.exp(np.mean(np.log(self.n))))
+        self.m0 = float(np.exp(np.mean(np.log(self.m))))
+        self.ns, self.ms = self.n / self.n0, self.m / self.m0
+        self.space, self.exp_max, self.grid_size = space, exp_max, grid_size
+        self.p_hat: np.ndarray | None = None
+
+    def _public(self, p: np.ndarray) -> np.ndarray:
+        p = np.atleast_2d(p)
+        return np.column_stack([p[:, 0] * self.n0 ** p[:, 1] * self.m0 ** p[:, 3], p[:, 1],
+                                p[:, 2] * self.m0 ** p[:, 3], p[:, 3], p[:, 4]])
+
+    def _wh(self, y: np.ndarray, cov: np.ndarray | None) -> np.ndarray:
+        if cov is None:
+            return np.eye(y.size)
+        return whitener(cov / np.outer(y, y) if self.space == "log" else cov)
+
+    def chi2(self, y: np.ndarray, cov: np.ndarray, variant: str) -> float:
+        model = SurfaceModel(n0=self.n0, m0=self.m0, cmax=float(y.min()), exp_max=self.exp_max, space=self.space,
+                             grid_size=16)
+        starts = model.grid_guesses(y, self.n, self.m, cov, k=1)
+        if not starts:
+            return math.inf
+        return _polish(self.ns, self.ms, y, self._wh(y, cov), starts[0], float(y.min()), self.exp_max,
+                       self.space)[1]
+
+    def fit(self, y: np.ndarray, cov: np.ndarray | None, variant: str) -> tuple[np.ndarray, float, Any]:
+        cmax = float(y.min())
+        model = SurfaceModel(n0=self.n0, m0=self.m0, cmax=cmax, exp_max=self.exp_max, space=self.space,
+                             grid_size=self.grid_size)
+        starts = model.grid_guesses(y, self.n, self.m, cov)
+        Wh = self._wh(y, cov)
+        best_p, best_chi, best_res = np.full(5, np.nan), math.inf, None
+        for s in starts:
+            try:
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    res = model.fit(y, model.surface_params(s), n=self.n, m=self.m, cov=cov)
+            except (ValueError, TypeError, FloatingPointError, np.linalg.LinAlgError):
+                continue
+            chi = float(res.chisqr) if res.chisqr is not None else math.inf
+            if res.success and math.isfinite(chi) and chi < best_chi:
+                best_res, best_chi = res, chi
+                best_p = np.array([res.params[k].value for k in ("As", "alpha", "Bs", "beta", "eps")])
+        if not np.all(np.isfinite(best_p)) and starts:
+            with np.errstate(all="ignore"):
+                best_p, best_chi = _polish(self.ns, self.ms, y, Wh, starts[0], cmax, self.exp_max, self.space)
+        self.p_hat = best_p
+        return self._public(best_p)[0], best_chi, best_res
+
+    def refit(self, Y: np.ndarray, cov: np.ndarray, variant: str) -> tuple[np.ndarray, np.ndarray]:
+        B = Y.shape[0]
+        out = np.full((B, 5), np.nan)
+        chi_out = np.full(B, np.nan)
+        if self.p_hat is None or not np.all(np.isfinite(self.p_hat)):
+            return out, chi_out
+        P = inverse(cov)
+        good = np.all(np.isfinite(Y), axis=1)
+        cmax = np.where(good, np.maximum(np.nanmin(np.where(good[:, None], Y, 1.0), axis=1), 0.0), 0.0)
+        params, ssr = _grid_starts(self.ns, self.ms, np.where(good[:, None], Y, 0.0), P, cmax, self.exp_max, 16)
+        for b in range(B):
+            if not good[b] or (self.space == "log" and np.any(Y[b] <= 0)):
+                continue
+            Wh = self._wh(Y[b], cov) if self.space == "log" else whitener(cov)
+            warm = np.minimum(self.p_hat, np.r_[np.inf, self.exp_max, np.inf, self.exp_max, cmax[b]])
+            best_p, best_c = _polish(self.ns, self.ms, Y[b], Wh, warm, float(cmax[b]), self.exp_max, self.space)
+            # the grid's chi2 is exact at its (alpha, beta): when it beats the warm-started optimum the resample
+            # has moved to another basin - polish from there too
+            k = int(np.argmin(ssr[b])) if np.isfinite(ssr[b]).any() else -1
+            if k >= 0 and (self.space == "log" or ssr[b, k] < best_c):
+                p, c = _polish(self.ns, self.ms, Y[b], Wh, params[b, k], float(cmax[b]), self.exp_max, self.space)
+                if c < best_c:
+                    best_c, best_p = c, p
+            if np.all(np.isfinite(best_p)):
+                out[b] = self._public(best_p)[0]
+                chi_out[b] = best_c
+        return out, chi_out
 
 
 def runs_test(signs: Sequence[np.ndarray]) -> tuple[float, float]:
@@ -113,131 +387,6 @@ def runs_test(signs: Sequence[np.ndarray]) -> tuple[float, float]:
     return z, float(norm.cdf(z))
 
 
-# ----------------------------------------------------------------------------------------------
-# Variable projection over (alpha, beta)
-# ----------------------------------------------------------------------------------------------
-
-
-def _exp_grid(exp_max: float, size: int) -> np.ndarray:
-    return np.concatenate([[0.0], np.geomspace(1e-3, exp_max, size - 1)])
-
-
-def _design(ns: np.ndarray, ms: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Columns (ns^-a ms^-b, ms^-b, 1) for each (a, b): shape ``(G, N, 3)``."""
-    mb = ms[None, :] ** (-b[:, None])
-    u = ns[None, :] ** (-a[:, None]) * mb
-    return np.stack([u, mb, np.ones_like(mb)], axis=-1)
-
-
-def _grid_solve(
-    X: np.ndarray, Y: np.ndarray, W: np.ndarray, cmax: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact box-constrained weighted LS for ``y ~ X p`` on every grid design and data row.
-
-    Constraints p0, p1 >= 0, 0 <= p2 <= cmax. Enumerates active sets (each coefficient free or at a
-    bound), solves the free part from the normal equations and keeps the feasible candidate with
-    the lowest SSR - exact for this convex problem.
-
-    Args:
-        X: designs ``(G, N, 3)``. Y: data ``(B, N)``. W: squared weights ``(N,)``.
-        cmax: upper bound of p2 per data row ``(B,)``.
-
-    Returns:
-        ``(coef (B, G, 3), ssr (B, G))``.
-    """
-    Gm = np.einsum("gnk,n,gnl->gkl", X, W, X)  # (G, 3, 3)
-    h = np.einsum("gnk,n,bn->bgk", X, W, Y)  # (B, G, 3)
-    yy = np.einsum("bn,n,bn->b", Y, W, Y)[:, None]  # (B, 1)
-    B_, G_ = h.shape[0], h.shape[1]
-    best_ssr = np.full((B_, G_), np.inf)
-    best = np.zeros((B_, G_, 3))
-    for s0, s1, s2 in itertools.product(("free", "zero"), ("free", "zero"), ("free", "zero", "cmax")):
-        states = (s0, s1, s2)
-        free = [k for k, st in enumerate(states) if st == "free"]
-        p = np.zeros((B_, G_, 3))
-        if s2 == "cmax":
-            p[:, :, 2] = cmax[:, None]
-        if free:
-            fixed_contrib = np.einsum("gkl,bgl->bgk", Gm, p)  # G p_fixed
-            rhs = (h - fixed_contrib)[:, :, free]
-            Gff = Gm[:, free][:, :, free]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                inv = np.linalg.pinv(Gff, rcond=1e-12)
-            sol = np.einsum("gkl,bgl->bgk", inv, rhs)
-            p[:, :, free] = sol
-        feas = (p[:, :, 0] >= 0) & (p[:, :, 1] >= 0) & (p[:, :, 2] >= 0) & (
-            p[:, :, 2] <= cmax[:, None] * (1 + 1e-12)
-        )
-        ssr = yy - 2 * np.einsum("bgk,bgk->bg", p, h) + np.einsum("bgk,gkl,bgl->bg", p, Gm, p)
-        ssr = np.where(feas & np.isfinite(ssr), ssr, np.inf)
-        better = ssr < best_ssr
-        best_ssr = np.where(better, ssr, best_ssr)
-        best = np.where(better[:, :, None], p, best)
-    return best, np.maximum(best_ssr, 0.0)
-
-
-def _grid_starts(
-    ns: np.ndarray, ms: np.ndarray, Y: np.ndarray, W: np.ndarray, cmax: np.ndarray,
-    exp_max: float, size: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Grid search; returns (params (B, G, 5) in scaled units, ssr (B, G), (a, b) grid (G, 2))."""
-    g = _exp_grid(exp_max, size)
-    a, b = (v.ravel() for v in np.meshgrid(g, g, indexing="ij"))
-    X = _design(ns, ms, a, b)
-    coef, ssr = _grid_solve(X, Y, W, cmax)
-    B_ = Y.shape[0]
-    params = np.empty((B_, a.size, 5))
-    params[:, :, 0] = coef[:, :, 0]
-    params[:, :, 1] = a[None, :]
-    params[:, :, 2] = coef[:, :, 1]
-    params[:, :, 3] = b[None, :]
-    params[:, :, 4] = coef[:, :, 2]
-    return params, ssr, np.column_stack([a, b])
-
-
-def _polish(
-    ns: np.ndarray, ms: np.ndarray, y: np.ndarray, w: np.ndarray, p0: np.ndarray, cmax: float,
-    exp_max: float, space: str,
-) -> tuple[np.ndarray, float]:
-    """scipy least-squares polish of scaled (As, alpha, Bs, beta, eps); returns (params, chi2)."""
-    fit_eps = cmax > 0
-    lb = np.zeros(5 if fit_eps else 4)
-    ub = np.array([np.inf, exp_max, np.inf, exp_max] + ([cmax] if fit_eps else []))
-
-    def full(v: np.ndarray) -> np.ndarray:
-        return v if fit_eps else np.append(v, 0.0)
-
-    log_n, log_m = np.log(ns), np.log(ms)
-
-    def resid(v: np.ndarray) -> np.ndarray:
-        mod = _surface_scaled(ns, ms, *full(v))
-        if space == "log":
-            return w * (np.log(np.maximum(mod, 1e-300)) - np.log(y))
-        return w * (mod - y)
-
-    def jac(v: np.ndarray) -> np.ndarray:
-        As, a, Bs, b, e = full(v)
-        na_ = ns ** (-a)
-        mb = ms ** (-b)
-        cols = [na_ * mb, -As * log_n * na_ * mb, mb, -log_m * (As * na_ + Bs) * mb]
-        if fit_eps:
-            cols.append(np.ones_like(ns))
-        J = np.column_stack(cols) * w[:, None]
-        if space == "log":
-            J /= np.maximum((As * na_ + Bs) * mb + e, 1e-300)[:, None]
-        return J
-
-    x0 = np.asarray(p0[: lb.size], dtype=float).copy()
-    span = np.where(np.isfinite(ub), ub - lb, np.maximum(np.abs(x0), 1.0))
-    x0 = np.clip(x0, lb + 1e-9 * span, np.where(np.isfinite(ub), ub - 1e-9 * span, np.inf))
-    try:
-        res = least_squares(resid, x0, jac=jac, bounds=(lb, ub), method="trf", x_scale="jac")
-    except (ValueError, FloatingPointError):
-        return np.full(5, np.nan), math.inf
-    r = resid(res.x)
-    return full(res.x), float(r @ r)
-
 
 # ----------------------------------------------------------------------------------------------
 # Result
@@ -250,8 +399,10 @@ class SurfaceFit:
 
     Units: A, B, eps in property units (A multiplies ``n^-alpha m^-beta``, B ``m^-beta``); alpha, beta
     dimensionless. ``*_ci``: percentile bootstrap intervals at ``ci_level``; ``*_sd`` bootstrap SDs;
-    ``stderr``: lmfit covariance stderrs. Goodness: ``r2``, ``chi2_dof``, ``rms_over_se`` (residual
-    RMS / mean SE), ``runs_p`` and ``holds`` + ``holds_explanation``. ``boot_samples``: ``(B, 5)``
+    the intervals are the one uncertainty to quote. Goodness: ``r2``, ``chi2_dof`` (under the trials'
+    covariance; ``p_value`` its chi-square test), ``rms_over_se`` (residual RMS / mean SE), ``runs_p`` and
+    ``holds`` + ``holds_explanation``; ``tau2`` the extra scatter (see :mod:`.fitting`); ``trials``,
+    ``replicates`` the fewest at any point; ``warnings`` what qualifies the numbers. ``boot_samples``: ``(B, 5)``
     (A, alpha, B, beta, eps) and ``std_residuals``: ``(N,)`` standardized residuals in the order
     of the input, both not serialised.
     """
@@ -271,9 +422,6 @@ class SurfaceFit:
     B_sd: float = math.nan
     beta_sd: float = math.nan
     eps_sd: float = math.nan
-    stderr: dict[str, float] = field(
-        default_factory=lambda: {k: math.nan for k in SURFACE_PARAMS}
-    )
     status: str = "ok"
     message: str = ""
     n_points: int = 0
@@ -282,6 +430,12 @@ class SurfaceFit:
     chi2: float = math.nan
     dof: int = 0
     chi2_dof: float = math.nan
+    chi2_design: float = math.nan
+    p_value: float = math.nan
+    tau2: float = 0.0
+    trials: int = 0
+    replicates: int = 0
+    warnings: list[str] = field(default_factory=list)
     r2: float = math.nan
     rms_over_se: float = math.nan
     runs_z: float = math.nan
@@ -376,10 +530,9 @@ class SurfaceFit:
         fit = PowerLawFit.from_params(
             self.A * mb, self.alpha, self.B * mb + self.eps, boot_samples=boot,
             ci_level=self.ci_level, space=self.space, n_points=self.n_points,
-            x_min=self.n_range[0], x_max=self.n_range[1],
+            x_min=self.n_range[0], x_max=self.n_range[1], floor=True,
             message=f"law of the surface at m = {m:g}",
         )
-        fit.floor = True
         return fit
 
     def equation(self, digits: int = 3, lhs: str = "MAE") -> str:
@@ -424,8 +577,8 @@ class SurfaceFit:
             v = data[name]
             if name.endswith("_ci") or name.endswith("_range"):
                 v = (math.nan, math.nan) if v is None else tuple(_none_to_nan(u) for u in v)
-            elif name == "stderr":
-                v = {k: _none_to_nan(u) for k, u in (v or {}).items()}
+            elif name == "warnings":
+                v = list(v or [])
             elif f.type == "float":
                 v = _none_to_nan(v)
             kwargs[name] = v
@@ -466,8 +619,7 @@ def _diagnose(
         z = resid / se
         fit.std_residuals = z
         fit.rms_over_se = float(np.sqrt(np.mean(resid**2)) / np.mean(se))
-        chi2_lin = float(z @ z)
-        fit.chi2_dof = chi2_lin / fit.dof if fit.dof > 0 else math.nan
+        fit.chi2_dof = fit.chi2_design / fit.dof if fit.dof > 0 else math.nan
     else:
         fit.std_residuals = resid / np.std(resid) if np.std(resid) > 0 else resid
     seqs = []
@@ -491,7 +643,7 @@ def _diagnose(
         problems.append(f"R^2 = {fit.r2:.3g} < {r2_min:g}")
     if se is not None and math.isfinite(fit.chi2_dof) and fit.chi2_dof > chi2_dof_max:
         problems.append(
-            f"chi2/dof = {fit.chi2_dof:.3g} > {chi2_dof_max:g} (residuals "
+            f"chi2/dof = {fit.chi2_dof:.3g} > {chi2_dof_max:g} under the trials' covariance (residuals "
             f"{fit.rms_over_se:.2g} x the mean SE)"
         )
     check_runs = se is None or not math.isfinite(fit.chi2_dof) or fit.chi2_dof > 1.5
@@ -514,38 +666,22 @@ def _diagnose(
         fit.holds_explanation = "the surface describes the data: " + ", ".join(parts)
 
 
-def fit_surface(
-    n: ArrayLike,
-    m: ArrayLike,
-    y_mean: ArrayLike,
-    y_sem: ArrayLike | None = None,
-    *,
-    space: str = "linear",
-    exp_max: float = DEFAULT_EXP_MAX,
-    grid_size: int = 31,
-    r2_min: float = 0.9,
-    chi2_dof_max: float = 3.0,
-    runs_p_min: float = 0.01,
-) -> SurfaceFit:
-    """Fit ``R(n, m) = (A n^-alpha + B) m^-beta + eps`` to a grid of mean MAEs (no bootstrap).
+
+def fit_surface_points(n: ArrayLike, m: ArrayLike, data: PointData, *, n_boot: int = 200, ci: float = 0.90,
+                       space: str = "linear", exp_max: float = DEFAULT_EXP_MAX, grid_size: int = 31,
+                       r2_min: float = 0.9, chi2_dof_max: float = 3.0, runs_p_min: float = 0.01,
+                       generator: np.random.Generator | None = None) -> SurfaceFit:
+    """Fit the surface to points (the one path every surface fit takes; see :func:`~.laws.fit_law`).
 
     Args:
-        n: simulated-sample sizes, shape ``(N,)``, > 0 (transfer rows only).
-        m: experimental-sample sizes, shape ``(N,)``, > 0.
-        y_mean: mean test MAE per (n, m), property units, ``(N,)``.
-        y_sem: standard errors of the means, ``(N,)``, or ``None`` (unweighted).
-        space: ``"linear"`` (weights 1/SE) or ``"log"``.
-        exp_max: upper bound of alpha and beta.
-        grid_size: points per exponent in the variable-projection grid.
-        r2_min, chi2_dof_max, runs_p_min: thresholds of ``holds`` (module docstring).
-
-    Returns:
-        :class:`SurfaceFit`, ``status`` ``"ok"``, ``"too_few_points"``, ``"invalid_input"`` or
-        ``"failed"``; never raises on bad data.
+        n, m: grid coordinates, (N,) each, > 0 (transfer rows only); at least 3 distinct of each, 7 points.
+        data: the means with their covariance and resamples.
+        n_boot, ci, space: as for the 1-D law. exp_max: bound of alpha and beta. grid_size: points per exponent
+            in the variable-projection grid. r2_min, chi2_dof_max, runs_p_min: thresholds of ``holds``.
     """
     if space not in SPACES:
         return SurfaceFit.failed("invalid_input", f"space must be one of {SPACES}, got {space!r}")
-    na, ma, ya, problem = _prepare(n, m, y_mean, space)
+    na, ma, ya, problem = _prepare(n, m, data.y, space)
     if problem:
         return SurfaceFit.failed("invalid_input", problem, int(ya.size), space)
     N = int(ya.size)
@@ -553,212 +689,100 @@ def fit_surface(
     if dn < 3 or dm < 3 or N < 7:
         return SurfaceFit.failed(
             "too_few_points",
-            f"need >= 3 distinct n, >= 3 distinct m and >= 7 points; got {dn} n, {dm} m, {N} points",
-            N, space,
-        )
-    try:
-        w, w_lin, weighted, note = clean_weights(
-            ya, None if y_sem is None else np.asarray(y_sem, float).ravel(), space
-        )
-    except ValueError as exc:
-        return SurfaceFit.failed("invalid_input", str(exc), N, space)
-    n0 = float(np.exp(np.mean(np.log(na))))
-    m0 = float(np.exp(np.mean(np.log(ma))))
-    ns, ms = na / n0, ma / m0
-    cmax = float(ya.min())
-
-    params, ssr, _ = _grid_starts(ns, ms, ya[None, :], w_lin**2, np.array([cmax]), exp_max, grid_size)
-    order = np.argsort(ssr[0])
-    starts: list[np.ndarray] = []
-    for idx in order:
-        if not np.isfinite(ssr[0, idx]):
-            break
-        cand = params[0, idx]
-        if all(abs(cand[1] - s[1]) + abs(cand[3] - s[3]) > 0.05 for s in starts):
-            starts.append(cand)
-        if len(starts) >= 4:
-            break
-    if not starts:
-        return SurfaceFit.failed("failed", "variable-projection grid found no finite solution", N, space)
-
-    func = _log_surface_scaled if space == "log" else _surface_scaled
-    data = np.log(ya) if space == "log" else ya
-    model = lmfit.Model(func, independent_vars=["ns", "ms"])
-    best: Any = None
-    best_chi = math.inf
-    best_p = None
-    for s in starts:
-        pars = lmfit.Parameters()
-        pars.add("As", value=max(float(s[0]), 1e-12), min=0.0)
-        pars.add("alpha", value=float(np.clip(s[1], 1e-6, exp_max * (1 - 1e-6))), min=0.0, max=exp_max)
-        pars.add("Bs", value=max(float(s[2]), 1e-12), min=0.0)
-        pars.add("beta", value=float(np.clip(s[3], 1e-6, exp_max * (1 - 1e-6))), min=0.0, max=exp_max)
-        if cmax > 0:
-            pars.add("eps", value=float(np.clip(s[4], 1e-9 * cmax, cmax * (1 - 1e-9))), min=0.0, max=cmax)
-        else:
-            pars.add("eps", value=0.0, vary=False)
-        pars.add("n0", value=n0, vary=False)
-        pars.add("m0", value=m0, vary=False)
-        pars.add("A", expr="As * n0**alpha * m0**beta")
-        pars.add("B", expr="Bs * m0**beta")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = model.fit(data, pars, ns=ns, ms=ms, weights=w, method="least_squares",
-                                scale_covar=not weighted)
-        except (ValueError, TypeError, FloatingPointError, np.linalg.LinAlgError):
-            continue
-        chi = float(res.chisqr) if res.chisqr is not None else math.inf
-        if res.success and math.isfinite(chi) and chi < best_chi:
-            best, best_chi = res, chi
-            best_p = np.array([res.params[k].value for k in ("As", "alpha", "Bs", "beta", "eps")])
-    messages = [note] if note else []
-    if best_p is None:
-        # fall back to a scipy polish of the best grid point
-        best_p, best_chi = _polish(ns, ms, ya, w, starts[0], cmax, exp_max, space)
-        if not np.all(np.isfinite(best_p)):
-            return SurfaceFit.failed("failed", "no start converged", N, space)
-        messages.append("lmfit did not converge; scipy polish of the grid optimum reported")
-    As, alpha, Bs, beta, eps = (float(v) for v in best_p)
-    stderr = {k: math.nan for k in SURFACE_PARAMS}
-    if best is not None and best.errorbars:
-        for k in SURFACE_PARAMS:
-            par = best.params[k]
-            if k in ("A", "B") or par.vary:
-                stderr[k] = _none_to_nan(par.stderr)
-    dof = N - 5
+            f"need >= 3 distinct n, >= 3 distinct m and >= 7 points; got {dn} n, {dm} m, {N} points", N, space)
+    family = SurfaceFamily(na, ma, space, exp_max, grid_size)
+    gen = generator if generator is not None else np.random.default_rng(0)
+    res = gls_fit(family, data, n_boot=n_boot, generator=gen, select="surface")
+    p = res.params["surface"]
+    if not np.all(np.isfinite(p)):
+        return SurfaceFit.failed("failed", "no start converged (variable projection, lmfit)", N, space)
+    warn = [w for w in (poor_fit_note(res), scatter_note(res, data.replicates)) if w]
     fit = SurfaceFit(
-        A=As * n0**alpha * m0**beta, alpha=alpha, B=Bs * m0**beta, beta=beta, eps=eps,
-        stderr=stderr, status="ok", message="; ".join(messages), n_points=N, space=space,
-        weighted=weighted, chi2=best_chi, dof=dof,
-        n_range=(float(na.min()), float(na.max())), m_range=(float(ma.min()), float(ma.max())),
+        A=float(p[0]), alpha=float(p[1]), B=float(p[2]), beta=float(p[3]), eps=float(p[4]), status="ok",
+        message="; ".join(list(res.notes) + warn), n_points=N, space=space, weighted=res.weighted,
+        chi2=res.chi2["surface"], dof=N - 5, chi2_design=res.chi2_design.get("surface", math.nan),
+        p_value=res.p_value, tau2=res.tau2, trials=data.trials, replicates=data.replicates, warnings=warn,
+        n_range=(float(na.min()), float(na.max())), m_range=(float(ma.min()), float(ma.max())), ci_level=ci,
     )
-    se_used = None
-    if weighted:
-        se_used = 1.0 / w if space == "linear" else ya / w
-    _diagnose(fit, na, ma, ya, se_used, r2_min=r2_min, chi2_dof_max=chi2_dof_max,
-              runs_p_min=runs_p_min)
+    se = np.sqrt(np.diag(data.cov)) if data.cov is not None else None
+    _diagnose(fit, na, ma, ya, se, r2_min=r2_min, chi2_dof_max=chi2_dof_max, runs_p_min=runs_p_min)
+    if not fit.holds:
+        fit.warnings.insert(0, "surface rejected: " + fit.holds_explanation)
+    if res.samples.size:
+        fit.boot_samples = res.samples
+        fit.bootstrap = res.kind
+        fit._summarise_boot(ci)
+        if fit.n_boot_failed:
+            fit.message = "; ".join(x for x in (fit.message, f"{fit.n_boot_failed} of {fit.n_boot} bootstrap "
+                                                             "refits failed") if x)
     return fit
 
 
-def _attach_bootstrap(
-    fit: SurfaceFit, na: np.ndarray, ma: np.ndarray, ya: np.ndarray, Y: np.ndarray,
-    w: np.ndarray, w_lin: np.ndarray, ci: float, kind: str, exp_max: float,
-) -> SurfaceFit:
-    n0 = float(np.exp(np.mean(np.log(na))))
-    m0 = float(np.exp(np.mean(np.log(ma))))
-    ns, ms = na / n0, ma / m0
-    cmax = np.maximum(Y.min(axis=1), 0.0)
-    # warm start: the full-data optimum in scaled units
-    p_hat = np.array([fit.A / (n0**fit.alpha * m0**fit.beta), fit.alpha, fit.B / m0**fit.beta,
-                      fit.beta, fit.eps])
-    with np.errstate(all="ignore"):
-        params, ssr, _ = _grid_starts(ns, ms, Y, w_lin**2, cmax, exp_max, 16)
-    out = np.full((Y.shape[0], 5), np.nan)
-    for b in range(Y.shape[0]):
-        if np.any(Y[b] <= 0) and fit.space == "log":
-            continue
-        warm = np.minimum(p_hat, np.r_[np.inf, exp_max, np.inf, exp_max, cmax[b]])
-        with np.errstate(all="ignore"):
-            best_p, best_c = _polish(ns, ms, Y[b], w, warm, float(cmax[b]), exp_max, fit.space)
-        # the grid's SSR is exact at its (alpha, beta): if it beats the warm-started optimum, the
-        # resample has moved to another basin - polish from there too
-        k = int(np.argmin(ssr[b])) if np.isfinite(ssr[b]).any() else -1
-        if k >= 0 and (fit.space == "log" or ssr[b, k] < best_c):
-            with np.errstate(all="ignore"):
-                p, chi = _polish(ns, ms, Y[b], w, params[b, k], float(cmax[b]), exp_max, fit.space)
-            if chi < best_c:
-                best_c, best_p = chi, p
-        if best_p is not None and np.all(np.isfinite(best_p)):
-            As, a, Bs, be, e = best_p
-            out[b] = (As * n0**a * m0**be, a, Bs * m0**be, be, e)
-    fit.boot_samples = out
-    fit.bootstrap = kind
-    fit._summarise_boot(ci)
-    if fit.n_boot_failed:
-        extra = f"{fit.n_boot_failed} of {fit.n_boot} bootstrap refits failed"
-        fit.message = f"{fit.message}; {extra}" if fit.message else extra
-    return fit
+def fit_surface(n: ArrayLike, m: ArrayLike, y_mean: ArrayLike, y_sem: ArrayLike | None = None, *,
+                cov: np.ndarray | None = None, space: str = "linear", exp_max: float = DEFAULT_EXP_MAX,
+                grid_size: int = 31, r2_min: float = 0.9, chi2_dof_max: float = 3.0,
+                runs_p_min: float = 0.01) -> SurfaceFit:
+    """Fit the surface to a grid of means (no bootstrap): weighted by ``cov`` (N, N), by ``y_sem`` as
+    independent points, or unweighted. Never raises on bad data."""
+    ya = np.asarray(y_mean, dtype=float).ravel()
+    if cov is not None:
+        data = PointData(y=ya, cov=np.asarray(cov, dtype=float))
+    else:
+        data = from_summary(ya, y_sem)
+        data.notes = [x for x in data.notes if not x.startswith("from summary")]
+    try:
+        return fit_surface_points(n, m, data, n_boot=0, space=space, exp_max=exp_max, grid_size=grid_size,
+                                  r2_min=r2_min, chi2_dof_max=chi2_dof_max, runs_p_min=runs_p_min)
+    except ValueError as exc:
+        return SurfaceFit.failed("invalid_input", str(exc), ya.size, space)
 
 
-def fit_surface_bootstrap(
-    n: ArrayLike,
-    m: ArrayLike,
-    mae_by_trial: Sequence[ArrayLike],
-    *,
-    n_boot: int = 200,
-    seed: int = 0,
-    ci: float = 0.90,
-    space: str = "linear",
-    exp_max: float = DEFAULT_EXP_MAX,
-    r2_min: float = 0.9,
-    chi2_dof_max: float = 3.0,
-    runs_p_min: float = 0.01,
-    paired: bool = False,
-    trial_ids: Sequence[ArrayLike] | None = None,
-) -> SurfaceFit:
-    """Fit the surface to trial means; intervals from refits of trial-resampled means.
+def fit_surface_trials(n: ArrayLike, m: ArrayLike, values: np.ndarray, resamples: TrialResamples, *,
+                       n_boot: int = 200, ci: float = 0.90, space: str = "linear",
+                       generator: np.random.Generator | None = None, **kws: Any) -> SurfaceFit:
+    """Fit the surface to trial values (T, N) with the property's resamples (see
+    :func:`~.laws.fit_power_law_trials`)."""
+    v = np.asarray(values, dtype=float)
+    na = np.asarray(n, float).ravel()
+    if v.ndim != 2 or v.shape[1] != na.size:
+        return SurfaceFit.failed("invalid_input", f"{na.size} points but trial values of shape {v.shape}",
+                                 na.size, space)
+    if np.any(np.isfinite(v).sum(axis=0) == 0):
+        return SurfaceFit.failed("invalid_input", "a point has no finite trial MAE", na.size, space)
+    return fit_surface_points(na, m, from_trials(v, resamples, n_boot, na), n_boot=n_boot, ci=ci, space=space,
+                              generator=generator, **kws)
 
-    Args:
-        n, m: grid coordinates, ``(N,)`` each.
-        mae_by_trial: per grid point, the 1-D array of trial MAEs (property units).
-        n_boot: resamples (0 = none). seed: ``numpy.random.default_rng`` seed. ci: interval level.
-        space, exp_max, r2_min, chi2_dof_max, runs_p_min: see :func:`fit_surface`.
-        paired, trial_ids: resample trials jointly across grid points (see
-            :func:`~sim2real_scaling.analysis.laws.resample_means`); default within each point.
 
-    Returns:
-        :class:`SurfaceFit` with SE = SD/sqrt(trials) weights and bootstrap intervals.
-    """
+def fit_surface_bootstrap(n: ArrayLike, m: ArrayLike, mae_by_trial: Sequence[ArrayLike], *,
+                          trial_ids: Sequence[ArrayLike] | None = None, replicates: ArrayLike | None = None,
+                          n_boot: int = 200, seed: int = 0, ci: float = 0.90, space: str = "linear",
+                          **kws: Any) -> SurfaceFit:
+    """Fit the surface to per-point arrays of trial MAEs (a convenience; pairing as
+    :func:`~.laws.fit_power_law_bootstrap`)."""
     arrays = [np.asarray(a, dtype=float).ravel() for a in mae_by_trial]
     na = np.asarray(n, float).ravel()
     if len(arrays) != na.size:
-        return SurfaceFit.failed("invalid_input", f"{na.size} points but {len(arrays)} trial arrays",
-                                 na.size, space)
-    if any(a.size == 0 or not np.all(np.isfinite(a)) for a in arrays):
-        return SurfaceFit.failed("invalid_input", "empty or NaN trial MAEs", na.size, space)
-    means = np.array([a.mean() for a in arrays])
-    sem = np.array([a.std(ddof=1) / math.sqrt(a.size) if a.size > 1 else math.nan for a in arrays])
-    fit = fit_surface(n, m, means, sem, space=space, exp_max=exp_max, r2_min=r2_min,
-                      chi2_dof_max=chi2_dof_max, runs_p_min=runs_p_min)
-    if not fit.ok or n_boot <= 0:
-        return fit
-    rng = np.random.default_rng(seed)
-    Y, note = resample_means(arrays, n_boot, rng, paired=paired, trial_ids=trial_ids)
-    if note:
-        fit.message = "; ".join(x for x in (fit.message, note) if x)
-    w, w_lin, _, _ = clean_weights(means, sem, space)
-    return _attach_bootstrap(fit, na, np.asarray(m, float).ravel(), means, Y, w, w_lin, ci,
-                             "paired trials" if paired and not note else "trials", exp_max)
+        return SurfaceFit.failed("invalid_input", f"{na.size} points but {len(arrays)} trial arrays", na.size, space)
+    if any(a.size == 0 for a in arrays):
+        return SurfaceFit.failed("invalid_input", "a point has no trials", na.size, space)
+    if trial_ids is None:
+        if len({a.size for a in arrays}) != 1:
+            return SurfaceFit.failed("invalid_input", "without trial ids every point needs the same number of "
+                                     "trials", na.size, space)
+        trial_ids = [np.arange(arrays[0].size)] * len(arrays)
+    ids = [np.asarray(t).ravel() for t in trial_ids]
+    universe = np.unique(np.concatenate(ids))
+    gen = np.random.default_rng(seed)
+    resamples = draw_resamples(universe, replicates, max(n_boot, 1000), gen, seed=seed, key="surface")
+    values = np.full((universe.size, na.size), np.nan)
+    for j, (a, t) in enumerate(zip(arrays, ids, strict=True)):
+        values[resamples.positions(t), j] = a
+    return fit_surface_trials(na, m, values, resamples, n_boot=n_boot, ci=ci, space=space, generator=gen, **kws)
 
 
-def fit_surface_summary(
-    n: ArrayLike,
-    m: ArrayLike,
-    y_mean: ArrayLike,
-    y_sem: ArrayLike,
-    *,
-    n_boot: int = 200,
-    seed: int = 0,
-    ci: float = 0.90,
-    space: str = "linear",
-    exp_max: float = DEFAULT_EXP_MAX,
-    r2_min: float = 0.9,
-    chi2_dof_max: float = 3.0,
-    runs_p_min: float = 0.01,
-) -> SurfaceFit:
-    """Fit the surface to summary means; parametric bootstrap ``y + SE * N(0, 1)`` for intervals."""
-    fit = fit_surface(n, m, y_mean, y_sem, space=space, exp_max=exp_max, r2_min=r2_min,
-                      chi2_dof_max=chi2_dof_max, runs_p_min=runs_p_min)
-    if not fit.ok or n_boot <= 0:
-        return fit
-    na, ma, ya, _ = _prepare(n, m, y_mean, space)
-    w, w_lin, weighted, _ = clean_weights(ya, np.asarray(y_sem, float).ravel(), space)
-    if not weighted:
-        fit.message = "; ".join(x for x in (fit.message, "no SEs: no parametric bootstrap") if x)
-        return fit
-    se_used = 1.0 / w if space == "linear" else ya / w
-    rng = np.random.default_rng(seed)
-    Y = ya[None, :] + se_used[None, :] * rng.standard_normal((n_boot, ya.size))
-    Y = np.maximum(Y, 1e-12 * max(float(ya.max()), 1e-300))
-    return _attach_bootstrap(fit, na, ma, ya, Y, w, w_lin, ci, "parametric", exp_max)
+def fit_surface_summary(n: ArrayLike, m: ArrayLike, y_mean: ArrayLike, y_sem: ArrayLike, *, n_boot: int = 200,
+                        seed: int = 0, ci: float = 0.90, space: str = "linear", **kws: Any) -> SurfaceFit:
+    """Fit the surface to summary means; parametric bootstrap from their SEs (points taken as independent)."""
+    data = from_summary(np.asarray(y_mean, float).ravel(), np.asarray(y_sem, float).ravel())
+    return fit_surface_points(n, m, data, n_boot=n_boot, ci=ci, space=space, generator=np.random.default_rng(seed),
+                              **kws)

@@ -3,13 +3,15 @@
 The workflow writes, and users may bring their own:
 
 ``summary.csv``
-    ``property, method, n, m, mae_mean, mae_ci_low, mae_ci_high, trials`` (+ optional ``mae_sd``):
+    ``property, method, n, m, mae_mean, mae_ci_low, mae_ci_high, trials`` (+ optional ``mae_sd`` and more):
     one row per (property, method, n, m); ``mae_*`` in the property's own units, the CI is the 90%
-    bootstrap interval of the mean over ``trials`` trials. ``method`` is ``transfer`` or ``direct``;
-    direct-learning rows have ``n = 0``. ``n`` = number of simulated (source) samples used for
-    pretraining, ``m`` = number of experimental training samples.
+    bootstrap interval of the mean over ``trials`` trials. ``method`` is a transfer method (``finetune``,
+    ``multitask``, ``feature_extraction``, ``affine``; ``n > 0``) or a reference (``direct``, ``simulation``;
+    ``n = 0``); the older name ``transfer`` is read as ``finetune``. ``n`` = number of simulated (source)
+    samples used for pretraining, ``m`` = number of experimental training samples.
 ``trials.csv``
-    ``property, method, n, m, trial, mae``: one row per trial.
+    ``property, method, n, m, trial, mae`` (+ optional ``replicate``, the pretraining draw of the trial, and
+    ``status``): one row per trial; an empty ``mae`` is a diverged trial, left out of every mean.
 ``group_trials.csv``
     ``property, method, n, m, trial, group_by, group, mae, count``: the MAE on the test samples of
     one group (a polymer class, a single compound...) in one trial; ``count`` test samples.
@@ -26,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from sim2real_scaling.contract import REFERENCE_METHODS, TRANSFER_METHODS, canonical_method, is_transfer
 
 __all__ = [
     "TableError",
@@ -45,6 +49,7 @@ __all__ = [
     "curve",
     "trials_by_point",
     "trial_ids_by_point",
+    "transfer_method",
 ]
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -69,7 +74,7 @@ GROUP_TRIALS_COLUMNS: tuple[str, ...] = (
     "mae",
     "count",
 )
-METHODS: tuple[str, ...] = ("transfer", "direct")
+METHODS: tuple[str, ...] = (*TRANSFER_METHODS, *REFERENCE_METHODS)
 
 #: Standard-normal quantile of a two-sided 90% interval: half-width of a 90% CI / Z90 = SE.
 Z90: float = 1.6448536269514722
@@ -168,18 +173,18 @@ def _drop_nan(df: pd.DataFrame, column: str, source: str) -> pd.DataFrame:
     return out
 
 
-def _check_common(df: pd.DataFrame, source: str, value_column: str) -> pd.DataFrame:
+def _check_common(df: pd.DataFrame, source: str, value_column: str, allow_nan_value: bool = False) -> pd.DataFrame:
     df = df.copy()
     df["property"] = df["property"].astype(str).str.strip()
     if (df["property"].isin(["", "nan"])).any():
         idx = df.index[df["property"].isin(["", "nan"])]
         raise TableError(f"{source}: column 'property' is empty at line(s) {_lines(idx)}")
-    df["method"] = df["method"].astype(str).str.strip().str.lower()
+    df["method"] = df["method"].astype(str).str.strip().str.lower().map(canonical_method)
     bad = ~df["method"].isin(METHODS)
     if bad.any():
         idx = df.index[bad]
         raise TableError(
-            f"{source}: column 'method' must be 'transfer' or 'direct'; got "
+            f"{source}: column 'method' must be one of {', '.join(METHODS)} (or the older 'transfer'); got "
             f"{df.loc[idx[0], 'method']!r} at line(s) {_lines(idx)}"
         )
     for col in ("n", "m"):
@@ -187,21 +192,22 @@ def _check_common(df: pd.DataFrame, source: str, value_column: str) -> pd.DataFr
         neg = df[col] < 0
         if neg.any():
             raise TableError(f"{source}: column '{col}' is negative at line(s) {_lines(df.index[neg])}")
-    bad_direct = (df["method"] == "direct") & (df["n"] != 0)
+    reference = df["method"].isin(REFERENCE_METHODS)
+    bad_direct = reference & (df["n"] != 0)
     if bad_direct.any():
         idx = df.index[bad_direct]
         raise TableError(
-            f"{source}: direct-learning rows must have n = 0; line(s) {_lines(idx)} have "
-            f"n = {df.loc[idx[0], 'n']:g}"
+            f"{source}: {df.loc[idx[0], 'method']} rows (a reference without source rows) must have n = 0; "
+            f"line(s) {_lines(idx)} have n = {df.loc[idx[0], 'n']:g}"
         )
-    bad_transfer = (df["method"] == "transfer") & (df["n"] <= 0)
+    bad_transfer = ~reference & (df["n"] <= 0)
     if bad_transfer.any():
         idx = df.index[bad_transfer]
-        raise TableError(f"{source}: transfer rows need n > 0; line(s) {_lines(idx)} have n = 0")
+        raise TableError(f"{source}: {df.loc[idx[0], 'method']} rows need n > 0; line(s) {_lines(idx)} have n = 0")
     zero_m = df["m"] <= 0
     if zero_m.any():
         raise TableError(f"{source}: column 'm' must be > 0; line(s) {_lines(df.index[zero_m])}")
-    _numeric(df, value_column, source, allow_nan=False)
+    _numeric(df, value_column, source, allow_nan=allow_nan_value)
     neg = df[value_column] < 0
     if neg.any():
         raise TableError(
@@ -276,17 +282,21 @@ def validate_trials(
 
     Args:
         df: the table as read. source: name used in error messages.
-        drop_nan_mae: drop trials with an empty/NaN ``mae`` (diverged trials, which the summary
-            leaves out of the mean too; lines in ``result.attrs["dropped_lines"]``); ``False``:
-            raise instead.
+        drop_nan_mae: accept trials with an empty/NaN ``mae`` (diverged trials; they stay in the table, so
+            the trial still counts in the resampling design, and every mean leaves them out; their lines in
+            ``result.attrs["dropped_lines"]``); ``False``: raise instead.
     """
     _require_columns(df, TRIALS_COLUMNS, source)
-    dropped: list[int] = []
-    if drop_nan_mae:
-        df = _drop_nan(df, "mae", source)
-        dropped = df.attrs.get("dropped_lines", [])
-    out = _check_common(df, source, "mae")
-    out.attrs["dropped_lines"] = dropped
+    values = pd.to_numeric(df["mae"], errors="coerce")
+    nan_lines = [int(i) + 2 for i in df.index[values.isna() & df["mae"].isna()]]
+    if nan_lines and not drop_nan_mae:
+        raise TableError(f"{source}: column 'mae' has NaN/empty values at line(s) {_lines(np.array(nan_lines) - 2)}")
+    if nan_lines and len(nan_lines) == len(df):
+        raise TableError(f"{source}: every row has an empty/NaN 'mae'")
+    out = _check_common(df, source, "mae", allow_nan_value=True)
+    out.attrs["dropped_lines"] = nan_lines
+    if "replicate" in out.columns:
+        _numeric(out, "replicate", source, allow_nan=True)
     dup = out.duplicated(["property", "method", "n", "m", "trial"], keep=False)
     if dup.any():
         idx = out.index[dup]
@@ -301,12 +311,16 @@ def validate_group_trials(
 ) -> pd.DataFrame:
     """Validate a group_trials table; ``count`` must be >= 1; NaN ``mae`` as in :func:`validate_trials`."""
     _require_columns(df, GROUP_TRIALS_COLUMNS, source)
-    dropped: list[int] = []
-    if drop_nan_mae:
-        df = _drop_nan(df, "mae", source)
-        dropped = df.attrs.get("dropped_lines", [])
-    out = _check_common(df, source, "mae")
-    out.attrs["dropped_lines"] = dropped
+    values = pd.to_numeric(df["mae"], errors="coerce")
+    nan_lines = [int(i) + 2 for i in df.index[values.isna() & df["mae"].isna()]]
+    if nan_lines and not drop_nan_mae:
+        raise TableError(f"{source}: column 'mae' has NaN/empty values at line(s) {_lines(np.array(nan_lines) - 2)}")
+    if nan_lines and len(nan_lines) == len(df):
+        raise TableError(f"{source}: every row has an empty/NaN 'mae'")
+    out = _check_common(df, source, "mae", allow_nan_value=True)
+    out.attrs["dropped_lines"] = nan_lines
+    if "replicate" in out.columns:
+        _numeric(out, "replicate", source, allow_nan=True)
     out["group_by"] = out["group_by"].astype(str).str.strip()
     out["group"] = out["group"].astype(str).str.strip()
     _numeric(out, "count", source, allow_nan=True)
@@ -396,12 +410,31 @@ def summary_standard_errors(summary: pd.DataFrame) -> np.ndarray:
     return np.asarray(se, dtype=float)
 
 
+def transfer_method(rows: pd.DataFrame, method: str | None = None, source: str = "table") -> str:
+    """The transfer method of a property's rows: ``method`` if given (and present), else the one present.
+
+    Raises:
+        TableError: none present, or several and none chosen (one transfer method per study).
+    """
+    present = [m for m in dict.fromkeys(rows["method"].tolist()) if is_transfer(m)]
+    if method is not None:
+        method = canonical_method(method)
+        if method not in set(rows["method"]):
+            raise TableError(f"{source}: no {method} rows; present: {', '.join(dict.fromkeys(rows['method']))}")
+        return method
+    if not present:
+        raise TableError(f"{source}: no transfer rows (methods present: {', '.join(dict.fromkeys(rows['method']))})")
+    if len(present) > 1:
+        raise TableError(f"{source}: several transfer methods ({', '.join(present)}); choose one with --method")
+    return present[0]
+
+
 def curve(
     summary: pd.DataFrame,
     *,
     vary: str = "n",
     fixed: float | None = None,
-    method: str = "transfer",
+    method: str | None = None,
     source: str = "summary",
 ) -> tuple[float, pd.DataFrame]:
     """One 1-D learning curve of one property: the rows where ``vary`` changes and the other size is fixed.
@@ -411,7 +444,8 @@ def curve(
         vary: ``"n"`` (R(n) at fixed m, transfer rows) or ``"m"`` (R(m) at fixed n).
         fixed: value of the other size; ``None`` = the largest available. For ``vary="n"`` it is an
             m value; for ``vary="m"`` an n value (use 0 with ``method="direct"``).
-        method: ``"transfer"`` or ``"direct"`` (direct only makes sense with ``vary="m"``).
+        method: the method (default: the transfer method present; a reference only makes sense with
+            ``vary="m"``).
         source: name used in error messages.
 
     Returns:
@@ -424,6 +458,7 @@ def curve(
     if vary not in ("n", "m"):
         raise TableError(f"vary must be 'n' or 'm', got {vary!r}")
     other = "m" if vary == "n" else "n"
+    method = transfer_method(summary, method, source)
     rows = summary[summary["method"] == method]
     if rows.empty:
         raise TableError(f"{source}: no {method} rows")

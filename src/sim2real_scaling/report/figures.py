@@ -27,6 +27,7 @@ from sim2real_scaling.analysis.decisions import Plan
 from sim2real_scaling.analysis.laws import PowerLawFit
 from sim2real_scaling.analysis.surface import SurfaceFit
 from sim2real_scaling.analysis.tables import TableError, curve, select_property
+from sim2real_scaling.contract import METHOD_LABELS, REFERENCE_METHODS
 
 __all__ = [
     "plot_scaling_curve",
@@ -40,10 +41,28 @@ __all__ = [
     "group_panels_figure",
     "bootstrap_figure",
     "tex_law",
+    "typeset_unit",
+    "GROUPS_PER_PAGE",
 ]
+
+#: panels per page of the per-group figure (more groups: more pages, ``<stem>_p2`` ...)
+GROUPS_PER_PAGE = 24
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def typeset_unit(unit: str | None) -> str | None:
+    """A unit as it should read: ``g/cm3`` -> ``g/cm³``, ``W m^-1 K^-1`` -> ``W m⁻¹ K⁻¹``, ``m2/s`` -> ``m²/s``."""
+    import re
+
+    if not unit:
+        return unit
+    text = re.sub(r"\^\{?(-?\d+)\}?", lambda mt: mt.group(1).translate(_SUPERSCRIPT), str(unit))
+    return re.sub(r"(?<=[A-Za-z])(-?\d+)(?![\d.])", lambda mt: mt.group(1).translate(_SUPERSCRIPT), text)
 
 _TRANSFER = "#1f5fa8"
 _DIRECT = "#c0392b"
+_SIMULATION = "#2e8b57"
+_REFERENCE_COLORS = {"direct": _DIRECT, "simulation": _SIMULATION}
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -75,11 +94,13 @@ class _PlainLogFormatter(LogFormatter):
 
 
 def _log_axes(ax: Axes) -> None:
-    """Log-log axes with MAE ticks as plain numbers (0.06, not 6x10^-2)."""
+    """Log-log axes with MAE ticks as plain numbers (0.06, not 6x10^-2); on a y range of less than a few
+    decades the minor ticks are labelled too, so every axis carries several numbers."""
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
-    ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1.2, 0.6)))
+    ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2.5, 0.9)))
+    ax.xaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1.0, 0.5)))
 
 
 def _tex_num(v: float, digits: int = 3) -> str:
@@ -91,13 +112,18 @@ def _tex_num(v: float, digits: int = 3) -> str:
 
 
 def tex_law(fit: PowerLawFit, var: str = "n", lhs: str = "MAE", digits: int = 3) -> str:
-    """Mathtext label of a 1-D law, e.g. ``MAE = $0.0684\\,n^{-0.0145} + 1.75\\times10^{-11}$``."""
-    if not fit.ok:
+    """Mathtext label of a 1-D law, e.g. ``MAE = $0.0684\\,n^{-0.0145} + 1.75\\times10^{-11}$`` (no ``+ C`` for the
+    law without floor), with the alpha interval when the fit has one."""
+    if not fit.has_params:
         return f"{lhs}: fit failed ({fit.status})"
-    return (
-        f"{lhs} = ${_tex_num(fit.D, digits)}\\,{var}^{{-{_tex_num(fit.alpha, digits)}}}"
-        f" + {_tex_num(fit.C, digits)}$"
-    )
+    text = f"{lhs} = ${_tex_num(fit.D, digits)}\\,{var}^{{-{_tex_num(fit.alpha, digits)}}}"
+    text += (f" + {_tex_num(fit.C, digits)}$" if fit.floor else "$")
+    lo, hi = fit.alpha_ci
+    if math.isfinite(lo) and math.isfinite(hi):
+        text += f"\n$\\alpha$ = {fit.alpha:.3g}, {fit.ci_level:.0%} interval [{lo:.3g}, {hi:.3g}]"
+    if fit.status == "no_scaling":
+        text += "\n(no scaling detected)"
+    return text
 
 
 def _tex_surface(fit: SurfaceFit, digits: int = 3) -> str:
@@ -109,7 +135,7 @@ def _tex_surface(fit: SurfaceFit, digits: int = 3) -> str:
 
 
 def _mae_label(unit: str | None) -> str:
-    return f"Test MAE [{unit}]" if unit else "Test MAE"
+    return f"Test MAE [{typeset_unit(unit)}]" if unit else "Test MAE"
 
 
 def plot_scaling_curve(
@@ -156,29 +182,40 @@ def scaling_curve_figure(
     """The figure of :func:`plot_scaling_curve`, unsaved."""
     prop, rows = select_property(summary, property)
     m_used, tr = curve(rows, vary="n", fixed=m)
-    direct = rows[(rows["method"] == "direct") & np.isclose(rows["m"].to_numpy(float), m_used)]
+    method = str(tr["method"].iloc[0])
     n = tr["n"].to_numpy(float)
-    fig = _new_figure(6.0, 4.4)
+    fig = _new_figure(6.4, 4.8)
     ax = fig.add_subplot()
-    ax.fill_between(n, tr["mae_ci_low"], tr["mae_ci_high"], color=_TRANSFER, alpha=0.2, lw=0,
-                    label="90% CI of the mean")
-    ax.plot(n, tr["mae_mean"], "o-", color=_TRANSFER, lw=1.5, ms=4, label="transfer learning")
-    if fit is not None and fit.ok:
+    label = METHOD_LABELS.get(method, method)
+    if np.isfinite(tr["mae_ci_low"].to_numpy(float)).any():
+        ax.fill_between(n, tr["mae_ci_low"], tr["mae_ci_high"], color=_TRANSFER, alpha=0.2, lw=0,
+                        label=f"{label}: 90% CI of the mean")
+    ax.plot(n, tr["mae_mean"], "o-", color=_TRANSFER, lw=1.5, ms=4, label=f"{label}: mean over trials")
+    if fit is not None and fit.has_params:
         grid = np.geomspace(n.min(), n.max(), 200)
         if show_fit_band and fit.boot_samples.shape[0] >= 2:
             lo, hi = fit.predict_band(grid)
-            ax.fill_between(grid, lo, hi, color="k", alpha=0.08, lw=0)
-        ax.plot(grid, fit.predict(grid), "--", color="k", lw=1.3, label=tex_law(fit))
-    if not direct.empty:
-        d = direct.iloc[0]
-        ax.axhspan(d["mae_ci_low"], d["mae_ci_high"], color=_DIRECT, alpha=0.12, lw=0)
-        ax.axhline(d["mae_mean"], color=_DIRECT, lw=1.5, label="direct learning")
+            ax.fill_between(grid, lo, hi, color="k", alpha=0.08, lw=0,
+                            label=f"fitted law: {fit.ci_level:.0%} bootstrap band")
+        ax.plot(grid, fit.predict(grid), "--", color="k" if fit.ok else "0.5", lw=1.3, label=tex_law(fit))
+    for ref in REFERENCE_METHODS:
+        r = rows[(rows["method"] == ref) & np.isclose(rows["m"].to_numpy(float), m_used)]
+        if r.empty or not np.isfinite(float(r.iloc[0]["mae_mean"])):
+            continue
+        d = r.iloc[0]
+        color = _REFERENCE_COLORS.get(ref, "0.3")
+        ref_label = METHOD_LABELS.get(ref, ref)
+        if np.isfinite(d["mae_ci_low"]) and np.isfinite(d["mae_ci_high"]):
+            ax.axhspan(d["mae_ci_low"], d["mae_ci_high"], color=color, alpha=0.12, lw=0,
+                       label=f"{ref_label}: 90% CI")
+        ax.axhline(d["mae_mean"], color=color, lw=1.5, ls="-" if ref == "direct" else "-.",
+                   label=f"{ref_label} (n = 0)")
     _log_axes(ax)
     ax.set_xlabel(f"Number of {source} $n$")
     ax.set_ylabel(_mae_label(unit))
     ax.set_title(title or f"{prop}: Sim2Real scaling ($m$ = {m_used:g})")
     ax.grid(True, which="both", alpha=0.25, lw=0.5)
-    ax.legend(loc="best", fontsize=8, frameon=False)
+    ax.legend(loc="best", fontsize=7.5, frameon=False)
     return fig
 
 
@@ -219,8 +256,10 @@ def surface_curves_figure(
     title: str | None = None,
 ) -> Figure:
     """The figure of :func:`plot_surface_curves`, unsaved."""
+    from sim2real_scaling.analysis.tables import transfer_method
+
     prop, rows = select_property(summary, property)
-    tr = rows[rows["method"] == "transfer"]
+    tr = rows[rows["method"] == transfer_method(rows, None, prop)]
     ms = np.unique(tr["m"].to_numpy(float)) if m_values is None else np.asarray(m_values, float)
     if ms.size == 0:
         raise TableError(f"no transfer rows for property {prop!r}")
@@ -232,8 +271,9 @@ def surface_curves_figure(
         if c.empty:
             continue
         n = c["n"].to_numpy(float)
-        ax.fill_between(n, c["mae_ci_low"], c["mae_ci_high"], color=color, alpha=0.15, lw=0)
-        ax.plot(n, c["mae_mean"], "o-", color=color, ms=3, lw=1.2, label=f"$m$ = {m:g}")
+        ax.fill_between(n, c["mae_ci_low"], c["mae_ci_high"], color=color, alpha=0.15, lw=0,
+                        label=f"$m$ = {m:g}: 90% CI")
+        ax.plot(n, c["mae_mean"], "o-", color=color, ms=3, lw=1.2, label=f"$m$ = {m:g}: mean")
         if fit is not None and fit.ok:
             grid = np.geomspace(n.min(), n.max(), 150)
             ax.plot(grid, fit.predict(grid, m), "--", color=color, lw=1.0)
@@ -333,7 +373,7 @@ def indifference_figure(
     ax.set_ylim(m_lo, m_hi)
     ax.set_xlabel(f"Number of {source} $n$")
     ax.set_ylabel("Number of experimental samples $m$")
-    ax.set_title(title or "Indifference curves $R(n, m) = r$" + (f" [{unit}]" if unit else ""))
+    ax.set_title(title or "Indifference curves $R(n, m) = r$" + (f" [{typeset_unit(unit)}]" if unit else ""))
     ax.grid(True, which="both", alpha=0.25, lw=0.5)
     ax.legend(fontsize=7.5, frameon=False, loc="best")
     return fig
@@ -345,26 +385,37 @@ def plot_group_panels(
     out: str | Path,
     unit: str | None = None,
     source: str = "simulated samples",
-    max_groups: int = 12,
+    per_page: int = GROUPS_PER_PAGE,
     ncols: int = 4,
     title: str | None = None,
 ) -> list[Path]:
-    """Small multiples, one panel per group in rank order (paper Figs. 5a/6e).
+    """Small multiples, one panel per group in rank order (paper Figs. 5a/6e), every group on as many pages as
+    needed (``<stem>``, ``<stem>_p2``, ...; ``per_page`` panels each).
 
-    Each panel: the group's mean MAE vs n with its band, the fitted law dashed, the direct-learning
-    mean as a red line; the panel title gives rank, group, alpha and C.
-
-    Args:
-        scaling: result of :func:`~sim2real_scaling.analysis.groups.fit_group_scaling`.
-        out: output path stem. unit: property unit. source: what one source row is (the n axis
-            reads "Number of <source> n"). max_groups: panels drawn (top ranks).
-        ncols: panels per row. title: custom figure title.
+    Each panel: the group's mean MAE vs n with its band, the fitted law dashed, the direct-learning mean as a red
+    line, tick labels on both axes and a legend; the title gives rank, group, alpha and C (or "no scaling
+    detected" / the reason of a failed fit).
 
     Returns:
-        ``[png, svg]`` paths.
+        ``[png, svg]`` paths of every page.
     """
-    return _save(group_panels_figure(scaling, unit=unit, source=source, max_groups=max_groups, ncols=ncols,
-                                     title=title), out)
+    paths: list[Path] = []
+    for page, fig in enumerate(group_panels_figures(scaling, unit=unit, source=source, per_page=per_page,
+                                                    ncols=ncols, title=title)):
+        stem = Path(out)
+        if stem.suffix.lower() in (".png", ".svg", ".pdf"):
+            stem = stem.with_suffix("")
+        paths += _save(fig, stem if page == 0 else stem.with_name(f"{stem.name}_p{page + 1}"))
+    return paths
+
+
+def group_panels_figures(scaling: GroupScaling, *, unit: str | None = None, source: str = "simulated samples",
+                         per_page: int = GROUPS_PER_PAGE, ncols: int = 4, title: str | None = None) -> list[Figure]:
+    """The pages of :func:`plot_group_panels`, unsaved."""
+    table = scaling.table
+    pages = max(1, math.ceil(len(table) / per_page))
+    return [group_panels_figure(scaling, unit=unit, source=source, rows=table.iloc[k * per_page:(k + 1) * per_page],
+                                ncols=ncols, title=title, page=(k + 1, pages)) for k in range(pages)]
 
 
 def group_panels_figure(
@@ -372,47 +423,54 @@ def group_panels_figure(
     *,
     unit: str | None = None,
     source: str = "simulated samples",
-    max_groups: int = 12,
+    rows: pd.DataFrame | None = None,
     ncols: int = 4,
     title: str | None = None,
+    page: tuple[int, int] = (1, 1),
 ) -> Figure:
-    """The figure of :func:`plot_group_panels`, unsaved."""
-    table = scaling.table.head(max_groups)
+    """One page of :func:`plot_group_panels` (``rows``: the table rows to draw, default all), unsaved."""
+    table = scaling.table if rows is None else rows
     k = max(len(table), 1)
     ncols = max(1, min(ncols, k))
     nrows = math.ceil(k / ncols)
-    fig = _new_figure(2.6 * ncols + 0.4, 2.3 * nrows + 0.6)
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True)
+    fig = _new_figure(2.9 * ncols + 0.4, 2.6 * nrows + 0.7)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.ravel()[len(table):]:
         ax.set_visible(False)
     for ax, (_, row) in zip(axes.ravel(), table.iterrows(), strict=False):
         g = str(row["group"])
         c = scaling.curves[scaling.curves["group"] == g].sort_values("n")
         n = c["n"].to_numpy(float)
-        ax.fill_between(n, c["mae_ci_low"].clip(lower=1e-300), c["mae_ci_high"], color=_TRANSFER,
-                        alpha=0.2, lw=0)
-        ax.plot(n, c["mae_mean"], "o-", color=_TRANSFER, ms=2.5, lw=1.0)
+        if np.isfinite(c["mae_ci_low"].to_numpy(float)).any():
+            ax.fill_between(n, c["mae_ci_low"].clip(lower=1e-300), c["mae_ci_high"], color=_TRANSFER,
+                            alpha=0.2, lw=0, label="90% CI")
+        ax.plot(n, c["mae_mean"], "o-", color=_TRANSFER, ms=2.5, lw=1.0, label="transfer mean")
         fit = scaling.fits.get(g)
-        if fit is not None and fit.ok and n.size:
+        if fit is not None and fit.has_params and n.size:
             grid = np.geomspace(n.min(), n.max(), 100)
-            ax.plot(grid, fit.predict(grid), "--", color="k", lw=1.0)
+            ax.plot(grid, fit.predict(grid), "--", color="k" if fit.ok else "0.5", lw=1.0, label="fitted law")
         d = scaling.direct.get(g, math.nan)
         if math.isfinite(d):
-            ax.axhline(d, color=_DIRECT, lw=1.0)
-        _log_axes(ax)
+            ax.axhline(d, color=_DIRECT, lw=1.0, label="direct")
+        if n.size:
+            _log_axes(ax)
         label = g if len(g) <= 22 else g[:21] + "…"
         if row["status"] == "ok":
             sub = f"α = {row['alpha']:.3g}, C = {row['C']:.2g}"
+        elif row["status"] == "no_scaling":
+            sub = "no scaling detected"
         else:
             sub = f"fit: {row['status']}"
         ax.set_title(f"#{int(row['rank'])} {label}\n{sub}", fontsize=8)
-        ax.tick_params(which="both", labelsize=7)
+        ax.tick_params(which="both", labelsize=6.5)
         ax.grid(True, which="both", alpha=0.2, lw=0.4)
+        ax.legend(fontsize=5.5, frameon=False, loc="upper right")
     fig.supxlabel(f"Number of {source} $n$", fontsize=9)
     fig.supylabel(_mae_label(unit), fontsize=9)
+    pages = f" (page {page[0]} of {page[1]})" if page[1] > 1 else ""
     fig.suptitle(
-        title or f"{scaling.property}: scaling per {scaling.group_by} ($m$ = {scaling.m:g}), "
-        "ranked by α", fontsize=10,
+        (title or f"{scaling.property}: scaling per {scaling.group_by} ($m$ = {scaling.m:g}), ranked by α") + pages,
+        fontsize=10,
     )
     return fig
 

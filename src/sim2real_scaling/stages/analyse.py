@@ -4,33 +4,46 @@ from __future__ import annotations
 
 import logging
 import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from sim2real_scaling.contract import canonical_method, is_transfer
 from sim2real_scaling.data.clean import DataError
 from sim2real_scaling.io import atomic_path, read_json, write_csv, write_json
 from sim2real_scaling.report.content import study_problems
 
-if TYPE_CHECKING:
-
-    pass
-
 log = logging.getLogger(__name__)
 
 
-def _concat(paths: Sequence[str | Path], columns: list[str], unique: Sequence[str] | None = None) -> pd.DataFrame:
-    """The tables one under the other; with ``unique``, a key found in two files is a :class:`DataError`
-    naming them (e.g. chunk tables of an earlier layout of chunks or blocks left beside the new ones)."""
-    frames = [pd.read_csv(p, keep_default_na=False, na_values=["", "nan", "NaN"]) for p in paths]
-    if unique is not None:  # which file each row came from, for the message below
-        frames = [f.assign(_file=str(p)) for f, p in zip(frames, paths, strict=True)]
-    frames = [f for f in frames if not f.empty]
+def _read_chunks(paths: Sequence[str | Path]) -> list[pd.DataFrame]:
+    frames = []
+    for p in paths:
+        frame = pd.read_csv(p, keep_default_na=False, na_values=["", "nan", "NaN"])
+        frames.append(frame.assign(_file=str(p)))
+    return frames
+
+
+def _concat(paths: Sequence[str | Path], columns: Sequence[str], unique: Sequence[str] | None = None) -> pd.DataFrame:
+    """The tables one under the other with the contract's ``columns`` (older tables without ``replicate``: each
+    trial its own replicate; other missing columns empty); with ``unique``, a key found in two files is a
+    :class:`DataError` naming them (e.g. chunk tables of an earlier layout of chunks or blocks left beside the new
+    ones)."""
+    frames = [f for f in _read_chunks(paths) if not f.empty]
     if not frames:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=list(columns))
     table = pd.concat(frames, ignore_index=True)
+    if "method" in table.columns:
+        table["method"] = table["method"].astype(str).map(canonical_method)
+    if "replicate" in columns and "replicate" not in table.columns and "trial" in table.columns:
+        table["replicate"] = table["trial"]
+    for col in columns:
+        if col not in table.columns:
+            table[col] = np.nan
     if unique is not None:
         repeated = table[table.duplicated(list(unique), keep=False)]
         if not repeated.empty:
@@ -43,16 +56,58 @@ def _concat(paths: Sequence[str | Path], columns: list[str], unique: Sequence[st
                 "another chunk_size or ensembles_per_job are mixed with new ones; delete the study's trials/ folder "
                 "(or run with --forcerun transfer direct) and run again"
             )
-    return table[columns]
+    return table[list(columns)]
+
+
+def missing_trials(trials: pd.DataFrame, design: Mapping[str, Any], n_trials: int,
+                   methods: Sequence[str]) -> list[str]:
+    """What the job list promised and the chunk tables lack: every trial 0..n_trials-1 of every (method, n, m),
+    transfer methods at every n of ``design`` (non-null) and every m, references at n = 0. One line per
+    (method, n, m) with missing trials, naming them."""
+    n_grid = sorted({int(v) for v in design.get("n", []) if v is not None})
+    m_grid = sorted({int(v) for v in design.get("m", [])})
+    expected = set(range(n_trials))
+    problems = []
+    have = {(str(k[0]), float(k[1]), float(k[2])): set(int(t) for t in g["trial"])
+            for k, g in trials.groupby(["method", "n", "m"])}
+    for method in methods:
+        for n in (n_grid if is_transfer(method) else [0]):
+            for m in m_grid:
+                missing = sorted(expected - have.get((method, float(n), float(m)), set()))
+                if missing:
+                    shown = ", ".join(str(t) for t in missing[:6]) + (" ..." if len(missing) > 6 else "")
+                    problems.append(f"{method} n={n} m={m}: {len(missing)} of {n_trials} trials missing ({shown})")
+    return problems
 
 
 def stage_aggregate(config: Mapping[str, Any], trial_files: Sequence[str | Path], group_files: Sequence[str | Path],
-                    material_files: Sequence[str | Path], outputs: Mapping[str, str | Path]) -> None:
-    from sim2real_scaling.training.runner import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS
+                    material_files: Sequence[str | Path], outputs: Mapping[str, str | Path],
+                    design: str | Path | None = None) -> None:
+    """One property's chunk tables -> trials.csv, summary.csv (bootstrap CIs), group and material tables.
+
+    With ``design`` (the property's design.json), every trial of every (method, n, m) the job list promises must
+    be there (transfer method, direct when ``protocol.direct_baseline``, simulation when its tables are among the
+    inputs); otherwise a :class:`DataError` names what is missing.
+    """
     from sim2real_scaling.analysis.summary import summarize
+    from sim2real_scaling.contract import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS
 
     keys = ["property", "method", "n", "m", "trial"]
     trials = _concat(trial_files, TRIAL_COLUMNS, unique=keys).sort_values(keys)
+    if "status" in trials.columns:
+        trials["status"] = trials["status"].fillna("ok")
+    if design is not None:
+        protocol = config.get("protocol", {})
+        transfer = canonical_method(str(config.get("transfer", "finetune")))
+        methods = [transfer] + (["direct"] if protocol.get("direct_baseline", True) else [])
+        if "simulation" in set(trials["method"]) or any("simulation" in Path(p).name for p in trial_files):
+            methods.append("simulation")
+        problems = missing_trials(trials, read_json(design), int(protocol["trials"]), methods)
+        if problems:
+            raise DataError("aggregate: the chunk tables lack trials the job list promised: " + "; ".join(problems[:6])
+                            + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
+                            + ". A training job failed or was interrupted: rerun the workflow (its jobs redo what "
+                            "is missing)")
     analysis = config["analysis"]
     summary = summarize(trials, confidence=analysis["confidence"], n_resamples=analysis["bootstrap_resamples"],
                         seed=config["seed"])
@@ -67,7 +122,7 @@ def stage_aggregate(config: Mapping[str, Any], trial_files: Sequence[str | Path]
     write_csv(summary, outputs["summary"])
     write_csv(groups, outputs["groups"])
     write_csv(materials, outputs["materials"])
-    failed = int((trials["status"] != "ok").sum())
+    failed = int((trials["status"] == "diverged").sum())
     log.info("%d trials aggregated into %d summary rows (%d diverged)", len(trials), len(summary), failed)
 
 
@@ -80,40 +135,28 @@ def stage_analyse(config: Mapping[str, Any], inputs: Mapping[str, str | Path], f
                   figures_dir: str | Path, properties: Sequence[str] | None = None) -> None:
     """Fit every law of the study, or of the given ``properties`` only (fits.json), and draw the figures
     (PNG + SVG)."""
-    from sim2real_scaling.report import figures as plots
     from sim2real_scaling.analysis.study import analyse_study
+    from sim2real_scaling.report.content import draw_property_figures
 
     if properties is not None:
         config = {**config, "properties": {name: config["properties"][name] for name in properties}}
 
-    trials = pd.read_csv(inputs["trials"])
+    trials = pd.read_csv(inputs["trials"], keep_default_na=False, na_values=["", "nan", "NaN"])
     summary = pd.read_csv(inputs["summary"])
     groups = pd.read_csv(inputs["groups"], keep_default_na=False, na_values=["", "nan", "NaN"])
-    record, results = analyse_study(config, trials, summary, groups)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        record, results = analyse_study(config, trials, groups)
     figures = Path(figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
     drawn: dict[str, list[str]] = {}
     for name, result in results.items():
-        unit = config["properties"][name]["unit"] or None
-        source = config["source_label"]
-        paths = plots.plot_scaling_curve(summary, result.law_n, name, result.record["law_n"]["m"],
-                                         out=figures / f"{name}_scaling", unit=unit, source=source)
-        drawn[f"{name}_scaling"] = [str(p) for p in paths]
-        if result.surface is not None:
-            paths = plots.plot_surface_curves(summary, result.surface if result.surface.ok else None, name,
-                                              out=figures / f"{name}_surface", unit=unit, source=source)
-            drawn[f"{name}_surface"] = [str(p) for p in paths]
-            if result.surface.ok:
-                paths = plots.plot_indifference_curves(result.surface, out=figures / f"{name}_indifference",
-                                                       plan=result.plan, unit=unit, source=source)
-                drawn[f"{name}_indifference"] = [str(p) for p in paths]
-        for group_by, scaling in result.groups.items():
-            paths = plots.plot_group_panels(scaling, out=figures / f"{name}_groups_{group_by}", unit=unit,
-                                            source=source)
-            drawn[f"{name}_groups_{group_by}"] = [str(p) for p in paths]
+        unit = config["properties"][name].get("unit") or None
+        drawn.update(draw_property_figures(name, result, summary, figures, unit=unit,
+                                           source=config.get("source_label", "simulated samples")))
     record["figures"] = {k: [Path(p).name for p in v] for k, v in drawn.items()}
     write_json(record, fits_path)
-    failed = [n for n, r in results.items() if not r.law_n.ok]
+    failed = [n for n, r in results.items() if not r.law_n.has_params]
     if failed:
         log.warning("scaling-law fit failed for %s (reported in fits.json)", failed)
 
