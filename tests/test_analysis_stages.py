@@ -178,7 +178,7 @@ def test_report_lists_warnings_checks_and_references(study: dict[str, Path]) -> 
     (root / "environment.json").write_text(json.dumps({"python": "3.11", "packages": {}}))
     outputs = {"markdown": root / "report.md", "html": root / "report.html"}
     inputs = {"fits": root / "fits.json", "trials": root / "trials.csv", "environment": root / "environment.json",
-              "figures": root / "figures",
+              "figures": study["one_m"] / "figures",
               "rejected": [str(root / "prepared" / n / "rejected.csv") for n in ("one_m", "grid")]}
     write_report(_settings(one_m={}, grid={}), inputs, outputs)
     md = (root / "report.md").read_text()
@@ -193,7 +193,9 @@ def test_report_lists_warnings_checks_and_references(study: dict[str, Path]) -> 
     assert "> **Warning:** no plan: the surface does not describe the data" in md
     assert "only 8 test molecules per trial" in md and "C=CC(=O)O" in md and "a unit slip?" in md
     assert "> **Warning:** one" not in md  # no single-trial warnings: 40 trials
-    assert "<p class=\"warning\">" in (root / "report.html").read_text()
+    page = (root / "report.html").read_text()
+    assert "<p class=\"warning\">" in page
+    assert 'src="data:image/png;base64,' in page  # self-contained: the figures are embedded
 
 
 def test_cli_on_a_results_folder_gives_the_workflows_numbers(study: dict[str, Path],

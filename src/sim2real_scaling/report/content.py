@@ -302,7 +302,9 @@ def read_data_checks(prepared_dir: str | Path | None, checks: str | Path | None 
     if checks_path and checks_path.is_file():
         data = json.loads(checks_path.read_text(encoding="utf-8"))
         items = data if isinstance(data, list) else data.get("checks") or data.get("warnings") or []
-        out["checks"] = [i if isinstance(i, Mapping) else {"level": "note", "message": str(i)} for i in items]
+        items = [i if isinstance(i, Mapping) else {"level": "note", "message": str(i)} for i in items]
+        order = {"error": 0, "warning": 1}
+        out["checks"] = sorted(items, key=lambda i: order.get(str(i.get("level")), 2))  # warnings first
     qc_path = Path(qc) if qc else (base / "qc.csv" if base else None)
     if qc_path and qc_path.is_file():
         try:
@@ -431,7 +433,21 @@ def _inline(text: str) -> str:
     return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
 
 
-def to_html(blocks: Sequence[Block], title: str) -> str:
+def _image_source(path: str, base: Path | None) -> str:
+    """The figure as a data URI (PNG, base64) when it can be read from ``base``, so the page stands alone (also
+    inside Snakemake's report archive); else the relative link."""
+    import base64
+
+    if base is not None:
+        file = base / path
+        if file.is_file():
+            return "data:image/png;base64," + base64.b64encode(file.read_bytes()).decode("ascii")
+    return path
+
+
+def to_html(blocks: Sequence[Block], title: str, base: str | Path | None = None) -> str:
+    """The page as HTML; with ``base`` (the folder the figure paths are relative to) the figures are embedded."""
+    base = Path(base) if base is not None else None
     body = []
     for b in blocks:
         if b.kind == "heading":
@@ -442,7 +458,7 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
             body.append(f'<p class="warning"><strong>Warning:</strong> {_inline(b.content)}</p>')
         elif b.kind == "figure":
             path, caption = b.content
-            body.append(f'<figure><img src="{html.escape(path)}" alt="{html.escape(caption)}">'
+            body.append(f'<figure><img src="{html.escape(_image_source(path, base))}" alt="{html.escape(caption)}">'
                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         elif b.kind == "table":
             header, *rows = b.content
@@ -481,7 +497,8 @@ def write_report(config: Mapping[str, Any], inputs: Mapping[str, Any], outputs: 
     fig_dir = Path(inputs["figures"]).name
     blocks = build_blocks(config, fits, trials, _data_by_property(inputs), environment, fig_dir)
     write_text(to_markdown(blocks), outputs["markdown"])
-    write_text(to_html(blocks, f"Sim2Real scaling: {config['study']}"), outputs["html"])
+    write_text(to_html(blocks, f"Sim2Real scaling: {config['study']}", base=Path(inputs["figures"]).parent),
+               outputs["html"])
 
 
 def write_property_page(name: str, fits: Mapping[str, Any], outputs: Mapping[str, Any], *, fig_dir: str = "figures",
@@ -495,7 +512,7 @@ def write_property_page(name: str, fits: Mapping[str, Any], outputs: Mapping[str
     if "markdown" in outputs:
         write_text(to_markdown(blocks), outputs["markdown"])
     if "html" in outputs:
-        write_text(to_html(blocks, f"Sim2Real scaling: {name}"), outputs["html"])
+        write_text(to_html(blocks, f"Sim2Real scaling: {name}", base=Path(outputs["html"]).parent), outputs["html"])
 
 
 def draw_property_figures(name: str, result: Any, summary: pd.DataFrame, figures: Path, *, unit: str | None,

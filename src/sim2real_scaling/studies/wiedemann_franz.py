@@ -266,28 +266,37 @@ def summarise_per_compound(table: pd.DataFrame) -> dict[str, Any]:
 def class_transfer_vs_direct(groups: pd.DataFrame, property: str, column: str, *, confidence: float = 0.9,
                              n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
     """Per WF class and n: mean transfer and direct MAE on the class's test compounds, and the
-    trial-paired difference (transfer - direct) with a percentile bootstrap interval."""
-    g = groups[(groups["property"] == property) & (groups["group_by"] == column)]
-    if g.empty:
+    trial-paired difference (transfer - direct) with its interval from the analysis' one bootstrap
+    (:mod:`sim2real_scaling.analysis.bootstrap`: the property's replicates, then trials; no interval and no
+    verdict from a single trial)."""
+    from sim2real_scaling.analysis.bootstrap import paired_difference, resamples_for, value_matrix
+    from sim2real_scaling.contract import canonical_method, is_transfer
+
+    prop_rows = groups[groups["property"] == property].copy()
+    prop_rows["method"] = prop_rows["method"].astype(str).map(canonical_method)
+    g = prop_rows[prop_rows["group_by"] == column]
+    transfer = g[g["method"].map(is_transfer)]
+    if g.empty or transfer.empty:
         return []
-    m_max = float(g.loc[g["method"] == "transfer", "m"].max())
+    m_max = float(transfer["m"].max())
     g = g[np.isclose(g["m"].astype(float), m_max)]
-    direct = g[g["method"] == "direct"][["trial", "group", "mae"]]
+    resamples = resamples_for(prop_rows, n_boot, seed, property)
     out = []
-    rng = np.random.default_rng(seed)
-    for (label, n), t in g[g["method"] == "transfer"].groupby(["group", "n"], sort=True):
-        rec: dict[str, Any] = {"group": str(label), "n": float(n), "transfer_mae": float(t["mae"].mean()),
-                               "trials": int(len(t))}
-        d = direct[direct["group"] == label]
+    for (label, n), t in g[g["method"].map(is_transfer)].groupby(["group", "n"], sort=True):
+        values = pd.to_numeric(t["mae"], errors="coerce")
+        rec: dict[str, Any] = {"group": str(label), "n": float(n), "transfer_mae": float(values.mean()),
+                               "trials": int(values.notna().sum())}
+        d = g[(g["method"] == "direct") & (g["group"] == label)]
         if not d.empty:
-            merged = t[["trial", "mae"]].merge(d[["trial", "mae"]], on="trial", suffixes=("_t", "_d")).dropna()
-            diff = (merged["mae_t"] - merged["mae_d"]).to_numpy()
-            rec["direct_mae"] = float(d["mae"].mean())
-            if diff.size:
-                means = rng.choice(diff, size=(n_boot, diff.size)).mean(axis=1)
-                lo, hi = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
-                rec.update(difference=float(diff.mean()), ci_low=float(lo), ci_high=float(hi),
-                           transfer_better=bool(hi < 0), direct_better=bool(lo > 0))
+            a = value_matrix(t, resamples, [(float(n),)], ["n"])[:, 0]
+            b = value_matrix(d, resamples, [(0.0,)], ["n"])[:, 0]
+            diff = paired_difference(a, b, resamples, confidence, n_first=float(n))
+            rec["direct_mae"] = float(pd.to_numeric(d["mae"], errors="coerce").mean())
+            if diff["trials"]:
+                rec.update(difference=diff["mean"], ci_low=diff["ci_low"], ci_high=diff["ci_high"],
+                           transfer_better=diff["first_better"], direct_better=diff["second_better"])
+                if diff["note"]:
+                    rec["note"] = diff["note"]
         out.append(rec)
     return out
 
