@@ -209,6 +209,21 @@ def check_labels(clean: CleanTable, what: str, checks: Checks, unlabelled: str) 
                    "per-material results")
 
 
+def check_label_spelling(table: pd.DataFrame, columns: Sequence[str], what: str, path: str, checks: Checks) -> None:
+    """Class labels that differ only in case or spaces ('Vinyl', 'vinyl ') split one class into several groups."""
+    for column in columns:
+        if column not in table.columns:
+            continue
+        labels = pd.Series(table[column].dropna().astype(str).unique())
+        folded = labels.str.casefold().str.split().str.join(" ")
+        clashes = [sorted(labels[folded == f].tolist()) for f, n in folded.value_counts().items() if n > 1]
+        if clashes:
+            shown = "; ".join(" / ".join(repr(x) for x in c) for c in clashes[:3])
+            checks.add("warning", "label_spelling",
+                       f"{what}: class labels of {column!r} in {path} differ only in case or spaces ({shown}): they "
+                       "are different groups in the per-group results; write each class one way")
+
+
 def check_ids(table: pd.DataFrame, what: str, path: str, checks: Checks, per_material: bool) -> None:
     """One id naming several molecules merges them in the per-material results."""
     if "id" not in table.columns:

@@ -227,6 +227,7 @@ def prepare_tables(config: Mapping[str, Any], name: str, *, annotate: Annotate |
     tgt = _carry_classes(src, tgt, group_columns, paths, by, checks, f"{where}.target")
     for role, clean in tables.items():
         chk.check_labels(clean, f"{where}.{role}", checks, UNLABELLED)
+    chk.check_label_spelling(tgt, group_columns, f"{where}.target", target.path, checks)
     src, tgt = _fill_labels(src, group_columns), _fill_labels(tgt, group_columns)
     if not pairs:  # pairs share an id across temperatures by design
         chk.check_ids(tgt, f"{where}.target", target.path, checks, bool(protocol.get("per_material")))
