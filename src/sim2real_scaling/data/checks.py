@@ -209,6 +209,20 @@ def check_labels(clean: CleanTable, what: str, checks: Checks, unlabelled: str) 
                    "per-material results")
 
 
+def check_key_kind(clean: CleanTable, what: str, key_column: str, checks: Checks) -> None:
+    """Rejected keys that look like the other kind (formulas in a SMILES column, SMILES in a formula column)."""
+    rejected = clean.rejected
+    if rejected.empty:
+        return
+    for phrase, kind, fix in (("looks like a chemical formula", "chemical formulas", "input_kind: composition"),
+                              ("looks like a SMILES", "SMILES", "input_kind: smiles")):
+        rows = rejected.loc[rejected["reason"].str.contains(phrase, regex=False), "row"].tolist()
+        if rows:
+            checks.add("warning", "wrong_key_kind",
+                       f"{what}: column {key_column!r} of {clean.path} holds {len(rows)} {kind} ({_rows(rows)}), "
+                       f"rejected; if the column is meant to hold them, set {fix}")
+
+
 def check_label_spelling(table: pd.DataFrame, columns: Sequence[str], what: str, path: str, checks: Checks) -> None:
     """Class labels that differ only in case or spaces ('Vinyl', 'vinyl ') split one class into several groups."""
     for column in columns:

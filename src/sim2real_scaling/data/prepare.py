@@ -194,6 +194,7 @@ def prepare_tables(config: Mapping[str, Any], name: str, *, annotate: Annotate |
                                        raise_if_empty=False)
         for note in tables[role].notes:
             checks.add("note", "reader", note)
+        chk.check_key_kind(tables[role], f"{where}.{role}", spec["key_column"], checks)
         chk.check_units(tables[role], f"{where}.{role}")
     source, target = tables["source"], tables["target"]
     paths = (source.path, target.path)
