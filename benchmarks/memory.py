@@ -5,7 +5,8 @@
 
 Each measurement is a fresh process that imports the package, builds the target data of one property
 (the polymer density shape by default: 223 rows, 190 descriptors, the 2-D grid's 4 values of m) and runs
-``engine.run_trials`` on one chunk of trials, as a transfer job does; its peak RSS is ``ru_maxrss``.
+``training.runner.run_job`` (fine-tuning with model selection: cross-validation folds and refit, as a
+transfer job does) on one chunk of trials; its peak RSS is ``ru_maxrss``.
 Compared: chunks of different sizes (memory follows the chunk) and the same chunk size at the start and
 at the end of a large study (memory does not follow the number of trials). Epochs do not change memory,
 so few are run.
@@ -26,30 +27,33 @@ WORKER = r"""
 import json, resource, sys
 import numpy as np, torch
 torch.set_num_threads(1)
-from sim2real_scaling.config import validate_config
-from sim2real_scaling.training.runner import PropertyData, pretrain, run_trials
 from sim2real_scaling.data.transforms import PropertyTransform
+from sim2real_scaling.training.design import Design
+from sim2real_scaling.training.inputs import PropertyData
+from sim2real_scaling.training.runner import run_job
+from sim2real_scaling.training.settings import TrainingSettings
 rows, d, first, count, epochs = (int(a) for a in sys.argv[1:6])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 g = np.random.default_rng(0)
 ns = 1077
 Xs, Xt = g.normal(size=(ns, d)).astype(np.float32), g.normal(size=(rows, d)).astype(np.float32)
 w = g.normal(size=d) / np.sqrt(d)
-ys, raw = np.tanh(Xs @ w).astype(np.float32), 1 + 0.1 * np.tanh(Xt @ w) + g.normal(0, 0.01, rows)
-t = PropertyTransform(["standardize"]).fit(raw)
+ys, raw = 1 + 0.1 * np.tanh(Xs @ w), 1 + 0.1 * np.tanh(Xt @ w) + g.normal(0, 0.01, rows)
 n_test = rows - round(0.8 * rows)
 m_all = rows - n_test
-grid = {"n": [ns], "m": sorted({round(f * m_all) for f in (0.125, 0.25, 0.5, 1.0)}), "n_test": n_test,
-        "n_train": m_all}
-data = PropertyData(name="p", X_source=Xs, y_source=ys, X_target=Xt, y_target=t.transform(raw).astype(np.float32),
-                    value_target=raw, target_keys=[f"m{i}" for i in range(rows)],
-                    groups={"cls": np.array(list("abcdefg"))[np.arange(rows) % 7]}, transform_target=t, grid=grid)
-cfg = validate_config({"study": "mem", "device": "cpu", "properties": {"p": {"source": {"path": "s"}, "target": {"path": "t"}}},
-                       "protocol": {"trials": first + count, "chunk_size": count, "group_columns": ["cls"], "per_material": True},
-                       "model": {"hidden": [64, 32], "pretrain": {"epochs": 1, "batch_size": 64},
-                                 "finetune": {"epochs": epochs}, "direct": {"epochs": epochs}}})
-state = pretrain(cfg, data, 0)
-result = run_trials(cfg, data, list(range(first, first + count)), pretrained=state)
+design = Design(property="p", n=[ns], m=sorted({round(f * m_all) for f in (0.125, 0.25, 0.5, 1.0)}), n_test=n_test,
+                n_train=m_all, n_source=ns, n_target=rows)
+data = PropertyData(name="p", X_source=Xs, source_values=ys, X_target=Xt, target_values=raw,
+                    target_keys=[f"m{i}" for i in range(rows)], groups={"cls": np.array(list("abcdefg"))[np.arange(rows) % 7]},
+                    sim_values=np.full(rows, np.nan), source_transform=PropertyTransform(["standardize"]).fit(ys),
+                    design=design)
+settings = TrainingSettings.from_slices("p", {
+    "seed": 1, "device": "cpu", "protocol": {"trials": first + count, "chunk_size": count, "test_fraction": 0.2,
+                                             "group_columns": ["cls"], "per_material": True},
+    "model": {"hidden": [64, 32], "activation": "relu", "pretrain": {"epochs": 1, "batch_size": 64},
+              "finetune": {"epochs": epochs}, "direct": {"epochs": epochs}},
+    "property": {"transform": ["standardize"], "transform_fit_on": "each"}})
+result, _ = run_job(settings, data, "finetune", list(range(first, first + count)), [0])
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"imports_mb": base, "peak_mb": peak, "rows_out": len(result.trials)}))
 """

@@ -15,7 +15,8 @@ from sim2real_scaling.data.transforms import PropertyTransform, target_transform
 from sim2real_scaling.training.design import Design, check_design, design_spec, resolve_design
 from sim2real_scaling.training.ensemble import MLPSpec, init_parameters
 from sim2real_scaling.training.protocol import Protocol
-from sim2real_scaling.training.runner import PropertyData, make_protocol, run_job
+from sim2real_scaling.training.inputs import PropertyData
+from sim2real_scaling.training.runner import make_protocol, run_job
 from sim2real_scaling.training.settings import ProtocolSettings, TrainingSettings
 from sim2real_scaling.training.strategies import Direct, Finetune
 

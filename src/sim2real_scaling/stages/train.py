@@ -128,7 +128,7 @@ def load_training_data(slices: Mapping[str, Any], property_name: str, inputs: Ma
         from sim2real_scaling.training.multitask import load_pair_data
 
         return settings, load_pair_data(settings, source, target, store, design)
-    from sim2real_scaling.training.runner import load_property_data
+    from sim2real_scaling.training.inputs import load_property_data
 
     data = load_property_data(settings, source, target, store, design)
     log.info("%s: %s", property_name, data.descriptor_note)

@@ -49,15 +49,30 @@ import torch
 from torch import Tensor
 
 from sim2real_scaling.data.features import DescriptorStore, DescriptorTransform
-from sim2real_scaling.data.pairs import PAIR_KEY, POLYMER_KEY, SOLVENT_KEY, TEMPERATURE, pair_codes
+from sim2real_scaling.data.pairs import (
+    PAIR_KEY,
+    POLYMER_KEY,
+    SOLVENT_KEY,
+    TEMPERATURE,
+    pair_codes,
+)
 from sim2real_scaling.data.transforms import PropertyTransform
 from sim2real_scaling.training.design import Design
-from sim2real_scaling.training.ensemble import (ACTIVATIONS, BlockMonitor, Checkpoints, OptimizerSettings,
-                                                _Adam_PerModel, start_checkpoints)
-from sim2real_scaling.training.runner import TrialPredictions, progress_logger
+from sim2real_scaling.training.ensemble import (
+    ACTIVATIONS,
+    BlockMonitor,
+    Checkpoints,
+    OptimizerSettings,
+    _Adam_PerModel,
+    start_checkpoints,
+)
 from sim2real_scaling.training.selection import Learner, select_and_train
 from sim2real_scaling.training.settings import MultitaskSettings, TrainingSettings
-from sim2real_scaling.training.strategies import STRATEGIES, Strategy
+from sim2real_scaling.training.strategies import (
+    Strategy,
+    TrialPredictions,
+    progress_logger,
+)
 
 log = logging.getLogger(__name__)
 
@@ -458,5 +473,4 @@ class MultitaskDirect(Multitask):
     lam_override = 0.0
 
 
-STRATEGIES["multitask"] = Multitask
 PAIR_STRATEGIES: dict[str, type[Strategy]] = {"multitask": Multitask, "direct": MultitaskDirect}

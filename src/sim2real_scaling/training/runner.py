@@ -12,9 +12,8 @@ vectorised ensemble; there is no Python loop over trials in training.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,98 +21,13 @@ import pandas as pd
 import torch
 
 from sim2real_scaling.contract import GROUP_COLUMNS, MATERIAL_COLUMNS, TRIAL_COLUMNS
-from sim2real_scaling.data.features import DescriptorStore, DescriptorTransform
-from sim2real_scaling.data.transforms import PropertyTransform
-from sim2real_scaling.training.design import Design
 from sim2real_scaling.training.ensemble import resolve_device
+from sim2real_scaling.training.multitask import PAIR_STRATEGIES
 from sim2real_scaling.training.protocol import Protocol
 from sim2real_scaling.training.settings import TrainingSettings
+from sim2real_scaling.training.strategies import STRATEGIES, Strategy, TrialPredictions
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PropertyData:
-    """One property's usable rows, ready for training (single-molecule inputs).
-
-    Descriptors are transformed with statistics fitted on the source molecules only; property values stay in
-    the property's own units (every trial transforms its targets with its own fitted transform).
-    """
-
-    name: str
-    X_source: np.ndarray  # (Ns, d) float32
-    source_values: np.ndarray  # (Ns,) property units
-    X_target: np.ndarray  # (Nt, d) float32
-    target_values: np.ndarray  # (Nt,) property units
-    target_keys: list[str]  # (Nt,) material label (id column, else canonical key)
-    groups: dict[str, np.ndarray]  # group column -> (Nt,) labels
-    sim_values: np.ndarray  # (Nt,) the source value of the same material, NaN where it has none
-    source_transform: PropertyTransform  # fitted on every usable source value
-    design: Design
-    split_groups: np.ndarray | None = None
-    feature_names: list[str] = field(default_factory=list)
-    descriptor_note: str = ""
-
-
-def _labels(column: pd.Series) -> np.ndarray:
-    return column.astype(str).to_numpy()
-
-
-def load_property_data(settings: TrainingSettings, source: pd.DataFrame, target: pd.DataFrame, store: DescriptorStore,
-                       design: Design) -> PropertyData:
-    """:class:`PropertyData` from the prepared tables (``key, value`` and id/group columns), the study's
-    descriptors and the property's design (which rows are used)."""
-    src = source.drop(index=design.excluded_source).reset_index(drop=True)
-    tgt = target.drop(index=design.excluded_target).reset_index(drop=True)
-    missing = [k for k in src["key"].astype(str).tolist() + tgt["key"].astype(str).tolist() if not store.has([k])[0]]
-    if missing:
-        raise ValueError(f"{len(missing)} molecules of the design have no descriptors, e.g. {missing[:3]}: the "
-                         "design is older than the descriptors; rerun the design rule")
-    names = store.names.tolist()
-    transform = DescriptorTransform(settings.descriptor).fit(store.rows(src["key"].astype(str).tolist()), names)
-    X_source = transform.apply(store.rows(src["key"].astype(str).tolist()))
-    X_target = transform.apply(store.rows(tgt["key"].astype(str).tolist()))
-    note = (f"descriptors: {settings.descriptor.method} fitted on {len(src)} source molecules, {len(X_target.names)} "
-            f"columns; largest |input| of a target molecule {X_target.max_abs:.3g}"
-            + (f", {X_target.clipped:.2%} of target inputs clipped at {settings.descriptor.clip:g}"
-               if settings.descriptor.clip is not None else ""))
-    sim = src.drop_duplicates("key").set_index("key")["value"]
-    sim_values = tgt["key"].map(sim).to_numpy(dtype=float)
-    material = (tgt["id"] if "id" in tgt.columns else tgt["key"]).astype(str).tolist()
-    groups = {c: _labels(tgt[c]) for c in settings.protocol.group_columns if c in tgt.columns}
-    source_values = src["value"].to_numpy(dtype=float)
-    return PropertyData(
-        name=settings.property, X_source=X_source.X, source_values=source_values, X_target=X_target.X,
-        target_values=tgt["value"].to_numpy(dtype=float), target_keys=material, groups=groups, sim_values=sim_values,
-        source_transform=PropertyTransform(list(settings.transform_steps)).fit(
-            source_values, f"properties.{settings.property}.source values"),
-        design=design, feature_names=X_source.names, descriptor_note=note)
-
-
-def progress_logger(prefix: str):  # noqa: ANN201
-    """A progress callback logging epochs, the mean training loss, wall and CPU seconds."""
-    start, cpu_start = time.perf_counter(), time.process_time()
-
-    def report(epoch: int, epochs: int, loss: float) -> None:
-        # wall and CPU seconds since the start of training (benchmarks/study_walltime.py reads both)
-        log.info("%s epoch %d/%d  mean train loss %.4g  (%.1f s, %.1f s CPU)", prefix, epoch, epochs, loss,
-                 time.perf_counter() - start, time.process_time() - cpu_start)
-
-    return report
-
-
-@dataclass
-class TrialPredictions:
-    """What a strategy returns for E trials at one (n, m): test predictions and the chosen settings."""
-
-    pred: np.ndarray  # (E, n_test) property units (NaN where a reference has no prediction, or diverged)
-    covered: np.ndarray | None = None  # (E, n_test) rows a reference predicts (simulation); None = all
-    train_loss: np.ndarray | None = None
-    val_mae: np.ndarray | None = None
-    epochs: np.ndarray | None = None
-    lr: np.ndarray | None = None
-    weight_decay: np.ndarray | None = None
-    selection: str = "none"
 
 
 @dataclass
@@ -189,12 +103,27 @@ def tabulate(data: Any, settings: TrainingSettings, method: str, n: int, m: int,
         material_rows = [(prop, method, n, m, data.target_keys[i], float(sums[i]), int(counts[i]))
                          for i in np.flatnonzero(counts)]
     n_bad = int((~ok).sum())
+    status = trial_table["status"]
+    problems = ", ".join(f"{int((status == s).sum())} {s.replace('_', ' ')}" for s in ("diverged", "no_reference")
+                         if (status == s).any())
     log.info("[%s %s n=%d m=%d] %d trials: mean test MAE %.5g%s (selection %s%s)", method, prop, n, m, E,
              float(np.nanmean(np.where(ok, mae, np.nan))) if n_bad < E else float("nan"),
-             f", {n_bad} diverged" if n_bad else "", result.selection,
+             f", {problems}" if problems else "", result.selection,
              f", median {np.nanmedian(result.epochs):.0f} epochs" if result.epochs is not None and E else "")
     return ChunkResult(trial_table, pd.DataFrame(group_rows, columns=list(GROUP_COLUMNS)),
                        pd.DataFrame(material_rows, columns=list(MATERIAL_COLUMNS)))
+
+
+def get_strategy(method: str, input_kind: str = "smiles") -> type[Strategy]:
+    """The strategy class of ``method`` for a study's input kind (pair studies train the pair model)."""
+    if input_kind == "smiles_pair":
+        if method in PAIR_STRATEGIES:
+            return PAIR_STRATEGIES[method]
+        if method != "simulation":
+            raise ValueError(f"method {method!r} does not apply to polymer-solvent pairs; use multitask")
+    if method not in STRATEGIES:
+        raise ValueError(f"unknown method {method!r}; known: {sorted(STRATEGIES)}")
+    return STRATEGIES[method]
 
 
 def make_protocol(settings: TrainingSettings, data: Any) -> Protocol:
@@ -211,8 +140,6 @@ def run_job(settings: TrainingSettings, data: Any, method: str, trials: Sequence
     ``pretrained``: n index -> pretrained networks (from a pretrain job); a transfer method missing them
     pretrains them here. Returns the tables and the pretrained networks it used (to save them).
     """
-    from sim2real_scaling.training.strategies import get_strategy
-
     device = device or resolve_device(settings.device)
     strategy = get_strategy(method, settings.input_kind)(settings, data, make_protocol(settings, data), device)
     trials = list(trials)

@@ -18,21 +18,57 @@ A new transfer method (feature extraction, affine model transfer) is a new subcl
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from sim2real_scaling.data.transforms import PropertyTransform, target_transform_for_trials
-from sim2real_scaling.training.ensemble import (Checkpoints, MLPSpec, OptimizerSettings, init_parameters, predict,
-                                                train_ensemble)
+from sim2real_scaling.data.transforms import (
+    PropertyTransform,
+    target_transform_for_trials,
+)
+from sim2real_scaling.training.ensemble import (
+    Checkpoints,
+    MLPSpec,
+    OptimizerSettings,
+    init_parameters,
+    predict,
+    train_ensemble,
+)
 from sim2real_scaling.training.protocol import Protocol
-from sim2real_scaling.training.runner import TrialPredictions, progress_logger
 from sim2real_scaling.training.selection import Learner, _scorer, select_and_train
 from sim2real_scaling.training.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
+
+
+def progress_logger(prefix: str):  # noqa: ANN201
+    """A progress callback logging epochs, the mean training loss, wall and CPU seconds."""
+    start, cpu_start = time.perf_counter(), time.process_time()
+
+    def report(epoch: int, epochs: int, loss: float) -> None:
+        # wall and CPU seconds since the start of training (benchmarks/study_walltime.py reads both)
+        log.info("%s epoch %d/%d  mean train loss %.4g  (%.1f s, %.1f s CPU)", prefix, epoch, epochs, loss,
+                 time.perf_counter() - start, time.process_time() - cpu_start)
+
+    return report
+
+
+@dataclass
+class TrialPredictions:
+    """What a strategy returns for E trials at one (n, m): test predictions and the chosen settings."""
+
+    pred: np.ndarray  # (E, n_test) property units (NaN where a reference has no prediction, or diverged)
+    covered: np.ndarray | None = None  # (E, n_test) rows a reference predicts (simulation); None = all
+    train_loss: np.ndarray | None = None
+    val_mae: np.ndarray | None = None
+    epochs: np.ndarray | None = None
+    lr: np.ndarray | None = None
+    weight_decay: np.ndarray | None = None
+    selection: str = "none"
 
 
 class Strategy:
@@ -216,17 +252,3 @@ class Simulation(Strategy):
 
 
 STRATEGIES: dict[str, type[Strategy]] = {"direct": Direct, "finetune": Finetune, "simulation": Simulation}
-
-
-def get_strategy(method: str, input_kind: str = "smiles") -> type[Strategy]:
-    """The strategy class of ``method`` for a study's input kind (pair studies train the pair model)."""
-    if input_kind == "smiles_pair":
-        from sim2real_scaling.training.multitask import PAIR_STRATEGIES
-
-        if method in PAIR_STRATEGIES:
-            return PAIR_STRATEGIES[method]
-        if method != "simulation":
-            raise ValueError(f"method {method!r} does not apply to polymer-solvent pairs; use multitask")
-    if method not in STRATEGIES:
-        raise ValueError(f"unknown method {method!r}; known: {sorted(STRATEGIES)}")
-    return STRATEGIES[method]
