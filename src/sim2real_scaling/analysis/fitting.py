@@ -299,10 +299,13 @@ def gls_fit(family: Family, data: PointData, *, n_boot: int, generator: np.rando
             if T > 1 and slack > 0:
                 Y = y[None, :] + (Y - y[None, :]) * math.sqrt((T - 1) / slack)
             if tau2 > 0:
-                # tau^2 is estimated from the lack of fit with dof degrees of freedom: each resample draws its
-                # own from that estimate's sampling distribution (tau^2 dof / chi2_dof), so the interval has the
-                # heavier tails of an estimated variance (Student-t like) rather than a known one
-                t2 = tau2 * dof / generator.chisquare(dof, size=Y.shape[0])
+                # tau^2 is estimated from the lack of fit with dof degrees of freedom. Where it stands for the whole
+                # pretraining noise (one replicate: nothing else measures it), each resample draws its own from
+                # that estimate's sampling distribution (tau^2 dof / chi2_dof), so the interval has the heavier
+                # tails of an estimated variance (Student-t like); with several replicates the pretraining noise is
+                # already measured and tau^2 only mops up what is left, at its estimate
+                t2 = (tau2 * dof / generator.chisquare(dof, size=Y.shape[0]) if data.replicates <= 1
+                      else np.full(Y.shape[0], tau2))
                 Y = Y + generator.standard_normal(Y.shape) * np.sqrt(np.outer(t2, np.diag(data.cov)))
         else:
             L = np.linalg.cholesky(cov_tot + 1e-12 * np.mean(np.diag(cov_tot)) * np.eye(N))

@@ -9,7 +9,8 @@ A simulated trial table follows the output contract (``trials.csv``). The mean M
   trial of that replicate and every m (transfer rows only);
 * fine-tuning noise ``noise_sd * z_{t, n, m}``.
 
-Direct learning (n = 0) has mean ``direct_factor`` times the transfer mean at the smallest n.
+Direct learning (n = 0) has mean ``direct_factor`` times the transfer mean at the smallest n. An MAE cannot be
+negative: the rare draw below zero is set to 1e-9 (choose the noise well below the floor to keep it rare).
 """
 
 from __future__ import annotations
@@ -76,11 +77,12 @@ def simulate_trials(law: SimulatedLaw, n_values: Sequence[float], m_values: Sequ
     rows = []
     for j, n in enumerate(n_arr):
         for m in m_arr:
-            mae = law.mean(n, m) + split + pre[rep, j] + rng.normal(0.0, law.noise_sd, trials)
+            mae = np.maximum(law.mean(n, m) + split + pre[rep, j] + rng.normal(0.0, law.noise_sd, trials), 1e-9)
             rows.append(pd.DataFrame({"method": "finetune", "n": int(n), "m": int(m), "trial": t, "replicate": rep,
                                       "mae": mae}))
     for m in m_arr:
-        mae = law.direct_factor * law.mean(n_arr.min(), m) + split + rng.normal(0.0, law.noise_sd, trials)
+        mae = np.maximum(law.direct_factor * law.mean(n_arr.min(), m) + split + rng.normal(0.0, law.noise_sd, trials),
+                         1e-9)
         rows.append(pd.DataFrame({"method": "direct", "n": 0, "m": int(m), "trial": t, "replicate": rep,
                                   "mae": mae}))
     table = pd.concat(rows, ignore_index=True)
