@@ -148,7 +148,18 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     resolved = coerce_config(copy.deepcopy(dict(config)))
     validate_with_defaults(resolved)
     check_semantics(resolved)
+    for prop in resolved["properties"].values():  # `{data}` in a table path: the folder data.dir
+        for side in ("source", "target"):
+            prop[side]["path"] = table_path(prop[side]["path"], resolved["data"]["dir"])
     return resolved
+
+
+DATA_PLACEHOLDER = "{data}"
+
+
+def table_path(path: str | Path, data_dir: str | Path) -> str:
+    """A table path of the config with ``{data}`` replaced by the data folder (config ``data.dir``)."""
+    return str(path).replace(DATA_PLACEHOLDER, str(data_dir))
 
 
 def coerce_config(config: dict[str, Any]) -> dict[str, Any]:

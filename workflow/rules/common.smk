@@ -5,6 +5,8 @@ import copy
 
 from snakemake.utils import validate
 
+from sim2real_scaling.data.fetch import FETCHABLE, RADONPY_PROPERTIES, RAW_FILES
+
 from sim2real_scaling.config import (
     ConfigError,
     block_name,
@@ -16,6 +18,7 @@ from sim2real_scaling.config import (
     n_blocks,
     n_chunks,
     n_grid_size,
+    table_path,
 )
 
 # ---- the config ------------------------------------------------------------------------------------------
@@ -41,6 +44,8 @@ except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}") from None
 
 STUDY = config["study"]
+# where the fetch rules write the public data (data.dir's default; data.dir may name another folder instead)
+FETCHED = "resources/data"
 R = f"{config['results_dir']}/{STUDY}"
 LOGS = f"logs/{STUDY}"
 DATA = config["data"]["dir"]
@@ -116,32 +121,33 @@ def prepare_slices():
     )
 
 
-def training_slices(*leave_out):
-    """What a training job depends on (its trials come as a param of their own, `trials`); ``leave_out``:
-    top-level keys a method does not use (the simulation reference trains no network).
-    """
+def training_slices(*leave_out, optimizers=("pretrain", "finetune", "direct")):
+    """What a training job depends on (its trials come as a param of their own, `trials`). ``leave_out``:
+    top-level keys a method does not use (the simulation reference trains no network); ``optimizers``: the
+    sections of `model` (pretrain, finetune, direct) whose networks the job trains."""
     keys = ["seed", "device", "input_kind", "descriptor", "grid", "qc", "model"]
     keys += ["multitask", "protocol"]
     not_training = ["chunk_size", "ensembles_per_job", "direct_baseline"]
     not_training += [] if EXCLUDE_TEST_PAIRS else ["trials"]
+    other_optimizers = [
+        o for o in ("pretrain", "finetune", "direct") if o not in optimizers
+    ]
     return dict(
         property=property_slice,
         **slices(
-            *(k for k in keys if k not in leave_out), drop={"protocol": not_training}
+            *(k for k in keys if k not in leave_out),
+            drop={"protocol": not_training, "model": other_optimizers},
         ),
     )
-
-
-def table_path(path):
-    """A table path of the config, with `{data}` standing for data.dir."""
-    return str(path).replace("{data}", DATA)
 
 
 def property_settings(prop):
     """The config entry of one property, its table paths resolved."""
     entry = copy.deepcopy(config["properties"][prop])
     for side in ("source", "target"):
-        entry[side]["path"] = table_path(entry[side]["path"])
+        entry[side]["path"] = table_path(
+            entry[side]["path"], DATA
+        )  # `{data}`: data.dir
     return entry
 
 
@@ -152,6 +158,17 @@ def property_slice(wildcards):
 def all_properties(wildcards=None):
     """The `properties` slice of the rules that read every property (the study's tables and report)."""
     return {prop: property_settings(prop) for prop in PROPERTIES}
+
+
+def raw_source(raw):
+    """The pin of a raw file (repository, commit, path, sha256): a fetch job's params."""
+    pin = RAW_FILES[raw]
+    return {
+        "repository": pin.repository,
+        "commit": pin.commit,
+        "path": pin.path,
+        "sha256": pin.sha256,
+    }
 
 
 def chunk_trial_indices(wildcards):
