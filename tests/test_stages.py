@@ -2,7 +2,7 @@
 
 * A transfer job that pretrains its own networks (one chunk per block of n) writes the same networks and the
   same trial tables as a pretrain job followed by a transfer job that loads them, and a block of n gives the
-  trials that one job per n gives.
+  trials that one job per n gives; a job refuses networks or a design made for other settings.
 * Analysing each property on its own (aggregate, fit) and collecting the results gives the same study
   tables, byte for byte, and the same fits.json as aggregating and fitting the whole study at once.
 """
@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 import torch
 
-from sim2real_scaling.config import validate_config
+from sim2real_scaling.config import ConfigError, validate_config
 from sim2real_scaling.data.clean import DataError
-from sim2real_scaling.stages import (set_threads, stage_aggregate, stage_analyse, stage_collect, stage_featurize,
-                                     stage_prepare, stage_pretrain, stage_trials)
+from sim2real_scaling.stages import (set_threads, stage_aggregate, stage_analyse, stage_collect, stage_design,
+                                     stage_featurize, stage_prepare, stage_pretrain, stage_train)
 from sim2real_scaling.data.synthetic import generate_benchmark
 
 PROPERTIES = ("density", "tg")
@@ -42,15 +42,27 @@ def study(tmp_path_factory) -> tuple[Path, dict]:
         "grid": {"n": [30, 60, 90]},
         "protocol": {"trials": 4, "chunk_size": 4, "group_columns": ["polymer_class"], "per_material": True},
         "model": {"hidden": [8], "pretrain": {"epochs": 5, "batch_size": 32},
-                  "finetune": {"epochs": 10, "batch_size": 8}, "direct": {"epochs": 10}},
+                  "finetune": {"epochs": 10, "batch_size": 8}, "direct": {"epochs": 10},
+                  "selection": {"folds": 3, "every": 2, "patience": 2}},
         "analysis": {"bootstrap_resamples": 200, "fit_bootstrap": 20},
     })
     for name in PROPERTIES:
         stage_prepare(config, name, folder / "prepared" / name)
     stage_featurize(config, [folder / "prepared" / n / f"{t}.csv" for n in PROPERTIES for t in ("source", "target")],
                     folder / "descriptors.npz", folder / "cache.npz")
+    for name in PROPERTIES:
+        prepared = folder / "prepared" / name
+        stage_design(config, name, _inputs(folder, name, design=False),
+                     {"design": prepared / "design.json", "qc": prepared / "qc.csv"})
     set_threads(1)
     return folder, config
+
+
+def _inputs(folder: Path, name: str, design: bool = True, **extra: Path) -> dict[str, Path]:
+    prepared = folder / "prepared" / name
+    files = {"source": prepared / "source.csv", "target": prepared / "target.csv",
+             "descriptors": folder / "descriptors.npz"}
+    return {**files, **({"design": prepared / "design.json"} if design else {}), **extra}
 
 
 def _outputs(folder: Path, stem: str) -> dict[str, Path]:
@@ -61,19 +73,18 @@ def test_transfer_job_that_pretrains_equals_pretrain_job_then_transfer(study) ->
     folder, config = study
     out = folder / "fused"
     out.mkdir()
-    prepared = folder / "prepared" / "density"
     # the workflow's two ways: one job (pretrain, save, fine-tune) or two jobs (pretrain; load, fine-tune)
     fused = _outputs(out, "one_job")
-    stage_trials(config, "density", 0, prepared, folder / "descriptors.npz", fused, n_indices=[1, 2],
-                 pretrain_output=out / "one_job.pt")
-    stage_pretrain(config, "density", [1, 2], prepared, folder / "descriptors.npz", out / "two_jobs.pt")
+    stage_train(config, "density", "finetune", 0, [1, 2], _inputs(folder, "density"),
+                {**fused, "pretrained": out / "one_job.pt"})
+    stage_pretrain(config, "density", [1, 2], _inputs(folder, "density"), out / "two_jobs.pt")
     split = _outputs(out, "two_jobs")
-    stage_trials(config, "density", 0, prepared, folder / "descriptors.npz", split, n_indices=[1, 2],
-                 pretrained=out / "two_jobs.pt")
+    stage_train(config, "density", "finetune", 0, [1, 2], _inputs(folder, "density", pretrained=out / "two_jobs.pt"),
+                split)
     for kind in fused:
         assert fused[kind].read_bytes() == split[kind].read_bytes(), kind
     trials = pd.read_csv(fused["trials"])
-    assert set(trials["method"]) == {"transfer"} and set(trials["n"]) == {60, 90} and (trials["status"] == "ok").all()
+    assert set(trials["method"]) == {"finetune"} and set(trials["n"]) == {60, 90} and (trials["status"] == "ok").all()
     a = torch.load(out / "one_job.pt", weights_only=True)["networks"]
     b = torch.load(out / "two_jobs.pt", weights_only=True)["networks"]
     assert [s["n"] for s in a] == [s["n"] for s in b] == [60, 90]
@@ -83,20 +94,26 @@ def test_transfer_job_that_pretrains_equals_pretrain_job_then_transfer(study) ->
     # a job's block of n gives the trials that one job per n gives
     for i, n in ((1, 60), (2, 90)):
         alone = _outputs(out, f"n{i}")
-        stage_trials(config, "density", 0, prepared, folder / "descriptors.npz", alone, n_indices=[i],
-                     pretrain_output=out / f"n{i}.pt")
+        stage_train(config, "density", "finetune", 0, [i], _inputs(folder, "density"),
+                    {**alone, "pretrained": out / f"n{i}.pt"})
         pd.testing.assert_frame_equal(pd.read_csv(alone["trials"]),
                                       trials[trials["n"] == n].reset_index(drop=True))
 
 
 def test_a_job_refuses_networks_pretrained_for_other_n(study) -> None:
     folder, config = study
-    prepared = folder / "prepared" / "density"
     model = folder / "other_block.pt"
-    stage_pretrain(config, "density", [0], prepared, folder / "descriptors.npz", model)
-    with pytest.raises(ValueError, match=r"other_block.pt: networks for grid indices \[0\], this job trains \[1, 2\]"):
-        stage_trials(config, "density", 0, prepared, folder / "descriptors.npz", _outputs(folder, "refused"),
-                     n_indices=[1, 2], pretrained=model)
+    stage_pretrain(config, "density", [0], _inputs(folder, "density"), model)
+    with pytest.raises(ValueError, match=r"other_block.pt: networks for grid positions \[0\], this job trains \[1, 2\]"):
+        stage_train(config, "density", "finetune", 0, [1, 2], _inputs(folder, "density", pretrained=model),
+                    _outputs(folder, "refused"))
+
+
+def test_a_design_made_for_another_grid_is_refused(study, tmp_path: Path) -> None:
+    folder, config = study
+    other = {**config, "grid": {**config["grid"], "n": [30, 90]}}
+    with pytest.raises(ConfigError, match="design.json was made for other settings"):
+        stage_train(other, "density", "direct", 0, None, _inputs(folder, "density"), _outputs(tmp_path, "x"))
 
 
 def test_per_property_analysis_collected_equals_study_wide_analysis(study) -> None:
@@ -105,17 +122,17 @@ def test_per_property_analysis_collected_equals_study_wide_analysis(study) -> No
     chunks: dict[str, dict[str, list[Path]]] = {name: {k: [] for k in ("trials", "groups", "materials")}
                                                 for name in PROPERTIES}
     for name in PROPERTIES:
-        prepared = folder / "prepared" / name
         for b, block in enumerate(([0, 1], [2])):
-            files = _outputs(out / "trials" / name, f"transfer_b{b}_c0")
-            stage_trials(config, name, 0, prepared, folder / "descriptors.npz", files, n_indices=block,
-                         pretrain_output=out / "models" / name / f"pretrain_b{b}.pt")
+            files = _outputs(out / "trials" / name, f"finetune_b{b}_c0")
+            stage_train(config, name, "finetune", 0, block, _inputs(folder, name),
+                        {**files, "pretrained": out / "models" / name / f"finetune_b{b}.pt"})
             for kind, path in files.items():
                 chunks[name][kind].append(path)
-        files = _outputs(out / "trials" / name, "direct_c0")
-        stage_trials(config, name, 0, prepared, folder / "descriptors.npz", files)
-        for kind, path in files.items():
-            chunks[name][kind].append(path)
+        for method in ("direct", "simulation"):
+            files = _outputs(out / "trials" / name, f"{method}_c0")
+            stage_train(config, name, method, 0, None, _inputs(folder, name), files)
+            for kind, path in files.items():
+                chunks[name][kind].append(path)
 
     def table_paths(root: Path) -> dict[str, Path]:
         return {"trials": root / "trials.csv", "summary": root / "summary.csv", "groups": root / "group_trials.csv",
@@ -143,7 +160,8 @@ def test_per_property_analysis_collected_equals_study_wide_analysis(study) -> No
     for kind in TABLES:
         assert collected[kind].read_bytes() == whole[kind].read_bytes(), kind
     counts = pd.read_csv(collected["trials"]).groupby("property").size()
-    assert counts.to_dict() == {"density": 4 * (3 + 1) * 2, "tg": 4 * (3 + 1) * 1}  # 4 trials x (3 n + direct) x m
+    # 4 trials x (3 n + direct + simulation) x m
+    assert counts.to_dict() == {"density": 4 * (3 + 2) * 2, "tg": 4 * (3 + 2) * 1}
     whole_fits = json.loads((out / "whole" / "fits.json").read_text())
     collected_fits = json.loads(collected["fits"].read_text())
     assert collected_fits == whole_fits
@@ -170,12 +188,11 @@ def test_collect_names_a_table_whose_columns_differ(study, tmp_path: Path) -> No
 def test_aggregate_refuses_a_trial_found_in_two_chunk_tables(study, tmp_path: Path) -> None:
     """Chunk tables of an earlier layout (another chunk_size) left beside the new ones are not pooled."""
     folder, config = study
-    prepared = folder / "prepared" / "tg"
     old = _outputs(tmp_path, "old_c0")  # trials 0-3 (the old chunk of 4)
-    stage_trials(config, "tg", 0, prepared, folder / "descriptors.npz", old)
+    stage_train(config, "tg", "direct", 0, None, _inputs(folder, "tg"), old)
     small = {**config, "protocol": {**config["protocol"], "chunk_size": 2}}
     new = _outputs(tmp_path, "new_c1")  # trials 2-3 (chunk 1 of 2)
-    stage_trials(small, "tg", 1, prepared, folder / "descriptors.npz", new)
+    stage_train(small, "tg", "direct", 1, None, _inputs(folder, "tg"), new)
     tables = {t: tmp_path / f"{t}.csv" for t in TABLES}
     with pytest.raises(DataError, match=r"4 trial rows appear in more than one chunk table, e\.g\. property=tg, "
                                         r"method=direct, n=0, m=\d+, trial=2, in .*new_c1.trials.csv, .*old_c0"):
@@ -189,7 +206,7 @@ def test_a_property_without_material_rows_still_collects(study, tmp_path: Path) 
     material-table header as one with rows, so collect can join them."""
     folder, config = study
     with_rows = _outputs(tmp_path, "with_rows")
-    stage_trials(config, "tg", 0, folder / "prepared" / "tg", folder / "descriptors.npz", with_rows)
+    stage_train(config, "tg", "direct", 0, None, _inputs(folder, "tg"), with_rows)
     empty = tmp_path / "empty.materials.csv"
     empty.write_text(pd.read_csv(with_rows["materials"]).head(0).to_csv(index=False))
     headers = []

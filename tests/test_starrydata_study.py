@@ -31,7 +31,7 @@ TINY = {
 
 def _config(path: Path, tmp: Path) -> dict:
     require_shared_data()
-    config = load_config(path, {**TINY, "results_dir": str(tmp)})
+    config = load_config(path, {**TINY, "results_dir": str(tmp), "data": {"dir": str(require_shared_data())}})
     for prop in config["properties"].values():  # the configs name the data relative to the repository root
         for role in ("source", "target"):
             prop[role]["path"] = str((ROOT / prop[role]["path"]).resolve())
@@ -115,14 +115,17 @@ def test_prepared_values_and_wf_classes_on_the_real_compounds(prepared):
 
 def test_small_real_run_of_every_stage(prepared):
     """prepare -> featurize -> pretrain -> transfer/direct -> aggregate -> fit -> wiedemann_franz."""
-    from sim2real_scaling.stages import (set_threads, stage_aggregate, stage_analyse, stage_featurize, stage_pretrain,
-                                         stage_trials)
+    from sim2real_scaling.stages import (set_threads, stage_aggregate, stage_analyse, stage_design, stage_featurize,
+                                         stage_pretrain, stage_train)
 
     set_threads(2)
     p = prepared["forward"]
     config, name, folder, root = p["config"], p["name"], p["dir"], p["root"]
     descriptors = root / "features" / "descriptors.npz"
     stage_featurize(config, [folder / "source.csv", folder / "target.csv"], descriptors, root / "features" / "cache.npz")
+    inputs = {"source": folder / "source.csv", "target": folder / "target.csv", "descriptors": descriptors}
+    stage_design(config, name, inputs, {"design": folder / "design.json", "qc": folder / "qc.csv"})
+    inputs["design"] = folder / "design.json"
     files: dict[str, list[Path]] = {"trials": [], "groups": [], "materials": []}
 
     def outputs(stem: str) -> dict[str, Path]:
@@ -132,10 +135,11 @@ def test_small_real_run_of_every_stage(prepared):
         return out
 
     for i in range(3):
-        model = root / "models" / f"pretrain_b{i}.pt"
-        stage_pretrain(config, name, [i], folder, descriptors, model)
-        stage_trials(config, name, 0, folder, descriptors, outputs(f"transfer_b{i}_c0"), n_indices=[i], pretrained=model)
-    stage_trials(config, name, 0, folder, descriptors, outputs("direct_c0"))
+        model = root / "models" / f"finetune_n{i}.pt"
+        stage_pretrain(config, name, [i], inputs, model)
+        stage_train(config, name, "finetune", 0, [i], {**inputs, "pretrained": model}, outputs(f"finetune_n{i}_c0"))
+    stage_train(config, name, "direct", 0, None, inputs, outputs("direct_c0"))
+    stage_train(config, name, "simulation", 0, None, inputs, outputs("simulation_c0"))
     agg = {k: root / f"{k}.csv" for k in ("trials", "summary", "groups", "materials")}
     stage_aggregate(config, files["trials"], files["groups"], files["materials"], agg)
     stage_analyse(config, agg, root / "fits.json", root / "figures")
@@ -146,8 +150,12 @@ def test_small_real_run_of_every_stage(prepared):
                                    "fits": root / "fits.json"}, wf)
 
     trials = pd.read_csv(agg["trials"])
-    assert len(trials) == 3 * 4 and (trials["status"] == "ok").all()
+    learned = trials[trials["method"] != "simulation"]
+    assert len(learned) == 3 * 4 and (learned["status"] == "ok").all()
     assert sorted(trials["n"].unique()) == [0, 100, 700, 2215]
+    # the "simulation" reference here is log10 kappa of the same compound, recalibrated (the Wiedemann-Franz line)
+    simulation = trials[trials["method"] == "simulation"]
+    assert len(simulation) == 3 and (simulation["sim_rows"] == 443).all()
     assert trials["mae"].between(0.05, 3.0).all()  # decades of sigma
     groups = pd.read_csv(agg["groups"])
     assert set(groups["group"]) == {WF, NON_WF, "middle"} and set(groups["group_by"]) == {"wf_class"}
@@ -157,7 +165,7 @@ def test_small_real_run_of_every_stage(prepared):
     summary = json.loads(wf["json"].read_text())["properties"][name]
     assert summary["classes"] == {"middle": 1771, WF: 222, NON_WF: 222}
     per_compound = pd.read_csv(wf["compounds"])
-    tested = pd.read_csv(agg["materials"]).query("method == 'transfer'")["material"].nunique()
+    tested = pd.read_csv(agg["materials"]).query("method == 'finetune'")["material"].nunique()
     assert len(per_compound) == tested > 443  # 3 trials x 443 test compounds, overlapping
     assert summary["per_compound"]["all"]["compounds"] == tested
     drawn = {f.name for f in wf["figures"].iterdir()}

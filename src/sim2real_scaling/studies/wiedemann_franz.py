@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from sim2real_scaling.config import ConfigError
+from sim2real_scaling.contract import is_transfer
 from sim2real_scaling.data.clean import KEY, VALUE, DataError
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ def per_compound_scaling(materials: pd.DataFrame, property: str, *, classes: Map
     experimental size (default: the largest with transfer rows). Returns :data:`PER_COMPOUND_COLUMNS`.
     """
     rows = materials[(materials["property"] == property)]
-    transfer = rows[rows["method"] == "transfer"]
+    transfer = rows[rows["method"].map(is_transfer)]
     if transfer.empty:
         return pd.DataFrame(columns=PER_COMPOUND_COLUMNS)
     m_used = float(transfer["m"].max()) if m is None else float(m)
@@ -355,13 +356,13 @@ def plot_class_scaling(groups: pd.DataFrame, summary: pd.DataFrame, fits: Mappin
     from sim2real_scaling.analysis.laws import PowerLawFit
 
     g = groups[(groups["property"] == property) & (groups["group_by"] == column)]
-    m_max = float(g.loc[g["method"] == "transfer", "m"].max())
+    m_max = float(g.loc[g["method"].map(is_transfer), "m"].max())
     g = g[np.isclose(g["m"].astype(float), m_max)]
     table = {r["group"]: r for r in fits.get("groups", {}).get(column, {}).get("table", [])}
     fig = _figure(6.0, 4.4)
     ax = fig.add_subplot()
     for label in (WF, NON_WF, MIDDLE):
-        t = g[(g["method"] == "transfer") & (g["group"] == label)]
+        t = g[g["method"].map(is_transfer) & (g["group"] == label)]
         if t.empty:
             continue
         colour, marker = STYLE[label]
@@ -379,7 +380,7 @@ def plot_class_scaling(groups: pd.DataFrame, summary: pd.DataFrame, fits: Mappin
         d = g[(g["method"] == "direct") & (g["group"] == label)]
         if not d.empty:
             ax.axhline(d["mae"].mean(), color=colour, lw=0.8, ls=":")
-    overall = summary[(summary["property"] == property) & (summary["method"] == "transfer")
+    overall = summary[(summary["property"] == property) & summary["method"].map(is_transfer)
                       & np.isclose(summary["m"].astype(float), m_max)].sort_values("n")
     ax.plot(overall["n"], overall["mae_mean"], "-", color="k", lw=1.0, alpha=0.6, label="all test compounds")
     ax.set_xscale("log")
@@ -399,7 +400,7 @@ def plot_per_compound(materials: pd.DataFrame, table: pd.DataFrame, property: st
     from matplotlib import colormaps
     from matplotlib.colors import TwoSlopeNorm
 
-    rows = materials[(materials["property"] == property) & (materials["method"] == "transfer")]
+    rows = materials[(materials["property"] == property) & materials["method"].map(is_transfer)]
     m_max = float(rows["m"].max())
     rows = rows[np.isclose(rows["m"].astype(float), m_max)]
     wide = rows.pivot_table(index="material", columns="n", values="mean_abs_error", aggfunc="mean")
