@@ -637,8 +637,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Fit and use the scaling law of Sim2Real transfer learning (Minami et al. 2025) from a\n"
             "summary.csv (columns property, method, n, m, mae_mean, mae_ci_low, mae_ci_high, trials;\n"
-            "method = transfer | direct, direct rows with n = 0). n = simulated (source) samples,\n"
-            "m = experimental training samples, MAE in the property's own units."
+            "method = finetune | multitask | feature_extraction | affine (n > 0; the older 'transfer' =\n"
+            "finetune) or a reference direct | simulation (n = 0)) and its trials.csv, or a study's results\n"
+            "folder (then with the study's seed and settings: the workflow's numbers). n = simulated (source)\n"
+            "samples, m = experimental training samples, MAE in the property's own units. Intervals: the\n"
+            "paired bootstrap over pretraining replicates and trials (docs/analysis.md)."
         ),
         epilog="Run '%(prog)s <command> --help' for the options of a command.",
     )

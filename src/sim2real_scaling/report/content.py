@@ -144,7 +144,7 @@ def _law_blocks(law: Mapping[str, Any], var: str, what: str, rec: Mapping[str, A
     if not law.get("n_boot"):
         intervals = "no intervals"
     blocks.append(Block("text", "; ".join(quality + [intervals]) + "."))
-    blocks += _warning_blocks(_warnings_about(rec, about) + _warnings_about(rec, "intervals"))
+    blocks += _warning_blocks(_warnings_about(rec, about))
     return blocks
 
 
@@ -353,6 +353,8 @@ def property_blocks(name: str, rec: Mapping[str, Any], figures: Mapping[str, lis
     unit = _unit(rec.get("unit") or "")
     u = f" ({unit})" if unit else ""
     blocks = [Block("heading", f"Property: {name}{u}", level)]
+    # what qualifies every interval of this property comes first
+    blocks += _warning_blocks(_warnings_about(rec, "intervals"))
     law = rec["law_n"]
     if f"{name}_scaling" in figures:
         blocks.append(Block("figure", (f"{fig_dir}/{figures[f'{name}_scaling'][0]}",

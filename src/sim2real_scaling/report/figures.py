@@ -20,7 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import LogFormatter, LogLocator
 
 from sim2real_scaling.analysis.groups import GroupScaling
 from sim2real_scaling.analysis.decisions import Plan
@@ -99,6 +99,7 @@ def _log_axes(ax: Axes) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_locator(LogLocator(base=10.0, subs=(1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)))
     ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2.5, 0.9)))
     ax.xaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1.0, 0.5)))
 
@@ -184,7 +185,7 @@ def scaling_curve_figure(
     m_used, tr = curve(rows, vary="n", fixed=m)
     method = str(tr["method"].iloc[0])
     n = tr["n"].to_numpy(float)
-    fig = _new_figure(6.4, 4.8)
+    fig = _new_figure(9.6, 4.8)
     ax = fig.add_subplot()
     label = METHOD_LABELS.get(method, method)
     if np.isfinite(tr["mae_ci_low"].to_numpy(float)).any():
@@ -215,7 +216,8 @@ def scaling_curve_figure(
     ax.set_ylabel(_mae_label(unit))
     ax.set_title(title or f"{prop}: Sim2Real scaling ($m$ = {m_used:g})")
     ax.grid(True, which="both", alpha=0.25, lw=0.5)
-    ax.legend(loc="best", fontsize=7.5, frameon=False)
+    # beside the axes: a legend inside would hide a reference line or the curve
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7.5, frameon=False, borderaxespad=0.0)
     return fig
 
 
@@ -464,7 +466,7 @@ def group_panels_figure(
         ax.set_title(f"#{int(row['rank'])} {label}\n{sub}", fontsize=8)
         ax.tick_params(which="both", labelsize=6.5)
         ax.grid(True, which="both", alpha=0.2, lw=0.4)
-        ax.legend(fontsize=5.5, frameon=False, loc="upper right")
+        ax.legend(fontsize=5.5, frameon=False, loc="lower left")  # the curve falls to the right
     fig.supxlabel(f"Number of {source} $n$", fontsize=9)
     fig.supylabel(_mae_label(unit), fontsize=9)
     pages = f" (page {page[0]} of {page[1]})" if page[1] > 1 else ""
