@@ -657,6 +657,9 @@ def _law_from(res: GLSResult, family: PowerLawFamily, n_pts: int, space: str, al
         warn.append("one pretraining replicate per point: the interval cannot contain the variation between "
                     "pretrainings except through the extra scatter; run more replicates "
                     "(protocol.pretrain_replicates)")
+    elif res.weighted and 1 < data.replicates < 4 and data.kind != "parametric":
+        warn.append(f"{data.replicates} pretraining replicates: the variation between pretrainings is estimated "
+                    "from few draws, the interval is approximate; run more replicates (protocol.pretrain_replicates)")
     status = "ok"
     why = _no_scaling(D, alpha, alpha_max)
     if why:

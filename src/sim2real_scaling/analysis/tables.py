@@ -47,8 +47,6 @@ __all__ = [
     "select_property",
     "summary_standard_errors",
     "curve",
-    "trials_by_point",
-    "trial_ids_by_point",
     "transfer_method",
 ]
 
@@ -473,55 +471,3 @@ def curve(
     rows = rows[np.isclose(rows[other].to_numpy(float), fixed)].sort_values(vary).copy()
     rows["se"] = summary_standard_errors(rows)
     return float(fixed), rows
-
-
-def trials_by_point(
-    trials: pd.DataFrame,
-    points: pd.DataFrame,
-    *,
-    value: str = "mae",
-    source: str = "trials",
-) -> list[np.ndarray]:
-    """Trial-level values for each (property, method, n, m) row of ``points``, in the same order.
-
-    Args:
-        trials: validated trials (or group_trials restricted to one group).
-        points: rows with ``property, method, n, m`` (e.g. a :func:`curve`).
-        value: the trial-level column (``mae``).
-        source: name used in error messages.
-
-    Returns:
-        One 1-D float array of trial MAEs per row of ``points``.
-
-    Raises:
-        TableError: a point has no trials.
-    """
-    keys = ["property", "method", "n", "m"]
-    grouped = {
-        k: g[value].to_numpy(float) for k, g in trials.groupby(keys, sort=False)
-    }
-    out: list[np.ndarray] = []
-    for _, row in points.iterrows():
-        key = (row["property"], row["method"], float(row["n"]), float(row["m"]))
-        arr = grouped.get(key)
-        if arr is None or arr.size == 0:
-            raise TableError(
-                f"{source}: no trials for property={key[0]}, method={key[1]}, n={key[2]:g}, "
-                f"m={key[3]:g}"
-            )
-        out.append(arr)
-    return out
-
-
-def trial_ids_by_point(trials: pd.DataFrame, points: pd.DataFrame) -> list[np.ndarray]:
-    """The ``trial`` ids matching :func:`trials_by_point` (same points, same order within each).
-
-    Used to resample trials jointly across points (``paired=True`` in the bootstrap fits).
-    """
-    keys = ["property", "method", "n", "m"]
-    grouped = {k: g["trial"].to_numpy() for k, g in trials.groupby(keys, sort=False)}
-    out: list[np.ndarray] = []
-    for _, row in points.iterrows():
-        key = (row["property"], row["method"], float(row["n"]), float(row["m"]))
-        out.append(grouped.get(key, np.empty(0)))
-    return out
