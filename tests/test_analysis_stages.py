@@ -224,3 +224,15 @@ def test_cli_prints_no_library_warnings(study: dict[str, Path]) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Warning:" not in proc.stderr and "RuntimeWarning" not in proc.stderr
     assert "unreachable" in proc.stdout
+
+
+def test_a_property_page_for_the_native_report(study: dict[str, Path], tmp_path: Path) -> None:
+    from sim2real_scaling.report.content import write_property_page
+
+    folder = study["one_m"]
+    outputs = {"markdown": tmp_path / "one_m.md", "html": folder / "page.html"}
+    write_property_page("one_m", _fits(folder), outputs, prepared_dir=study["root"] / "prepared" / "one_m")
+    md = outputs["markdown"].read_text()
+    assert md.startswith("# Property: one_m (g/cm³)")
+    assert "only 8 test molecules per trial" in md and "Extrapolation check" in md
+    assert 'src="data:image/png;base64,' in outputs["html"].read_text()
