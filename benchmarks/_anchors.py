@@ -16,7 +16,7 @@ import copy
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def _keep_best(params: Sequence[Tensor], kept: Sequence[Tensor], best: Tensor, score: Tensor) -> None:
@@ -71,19 +71,10 @@ def train_vmap(init: Sequence[Tensor], X: Tensor, y: Tensor, train_idx: Tensor, 
     """torch.func.stack_module_state + vmap(functional_call), autograd and fused Adam; returns the best parameters."""
     from torch.func import functional_call, stack_module_state
 
-    n_layers = len(init) // 2
+    from sim2real_scaling.training.ensemble import as_module
+
     E = init[0].shape[0]
-    models = []
-    for e in range(E):
-        layers = []
-        for layer in range(n_layers):
-            W, b = init[2 * layer][e], init[2 * layer + 1][e]
-            lin = nn.Linear(W.shape[0], W.shape[1])
-            with torch.no_grad():
-                lin.weight.copy_(W.T)
-                lin.bias.copy_(b.reshape(-1))
-            layers += [lin, nn.ReLU()]
-        models.append(nn.Sequential(*layers[:-1]))
+    models = [as_module([p[e] for p in init]) for e in range(E)]
     params, buffers = stack_module_state(models)
     base = copy.deepcopy(models[0]).to("meta")
     names = list(params)

@@ -5,11 +5,10 @@ rates of each model's own, and the checkpoints that model selection keeps."""
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from sim2real_scaling.training import ensemble
-from sim2real_scaling.training.ensemble import (Checkpoints, MLPSpec, OptimizerSettings, init_parameters, predict,
-                                                resolve_device, train_ensemble, train_single)
+from sim2real_scaling.training.ensemble import (Checkpoints, MLPSpec, OptimizerSettings, as_module, init_parameters,
+                                                predict, resolve_device, train_ensemble, train_single)
 
 
 @pytest.mark.parametrize(("activation", "weight_decay", "block_bytes"),
@@ -52,23 +51,9 @@ def test_cuda_request_falls_back_to_cpu_without_gpu():
     assert resolve_device("cpu").type == "cpu"
 
 
-def _plain_model(params_e, activation):  # noqa: ANN001, ANN202
-    """One model as torch.nn layers with the given parameters (weights (d_in, d_out), biases (1, d_out))."""
-    acts = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
-    layers = []
-    for layer in range(len(params_e) // 2):
-        W, b = params_e[2 * layer], params_e[2 * layer + 1]
-        linear = nn.Linear(W.shape[0], W.shape[1])
-        with torch.no_grad():
-            linear.weight.copy_(W.T)
-            linear.bias.copy_(b.reshape(-1))
-        layers += [linear, acts[activation]()]
-    return nn.Sequential(*layers[:-1])
-
-
 def _plain_minibatch(params_e, X, y, rows, settings, seed, activation="relu", lr=None, wd=None):  # noqa: ANN001
     """The standard path for one model: its own shuffled mini-batches (the same generator draws as the engine)."""
-    model = _plain_model(params_e, activation)
+    model = as_module(params_e, activation)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr if lr is None else lr,
                            weight_decay=settings.weight_decay if wd is None else wd)
     g = torch.Generator().manual_seed(int(seed))

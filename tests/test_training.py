@@ -7,13 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 from sim2real_scaling.config import ConfigError
 from sim2real_scaling.data.qc import QCSettings
 from sim2real_scaling.data.transforms import PropertyTransform, target_transform_for_trials
 from sim2real_scaling.training.design import Design, check_design, design_spec, resolve_design
-from sim2real_scaling.training.ensemble import MLPSpec, init_parameters
+from sim2real_scaling.training.ensemble import MLPSpec, as_module, init_parameters
 from sim2real_scaling.training.protocol import Protocol
 from sim2real_scaling.training.inputs import PropertyData
 from sim2real_scaling.training.runner import make_protocol, run_job
@@ -80,15 +79,7 @@ def test_splits_folds_and_holdouts_partition_the_rows_and_respect_groups():
 
 def _standard_train(init_e, X, y, rows, epochs, lr, checks=None, score=None):  # noqa: ANN001, ANN202
     """One model as torch.nn layers + torch.optim.Adam (full batch), validated at ``checks`` epochs if given."""
-    layers = []
-    for layer in range(len(init_e) // 2):
-        W, b = init_e[2 * layer], init_e[2 * layer + 1]
-        lin = nn.Linear(W.shape[0], W.shape[1])
-        with torch.no_grad():
-            lin.weight.copy_(W.T)
-            lin.bias.copy_(b.reshape(-1))
-        layers += [lin, nn.ReLU()]
-    model = nn.Sequential(*layers[:-1])
+    model = as_module(init_e)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     curve, kept, best = [], None, np.inf
     for epoch in range(epochs + 1):

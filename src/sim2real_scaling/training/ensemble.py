@@ -602,18 +602,11 @@ def predict(params: Sequence[Tensor], X: Tensor, rows: Tensor, activation: str =
     return forward(params, X[rows], activation)
 
 
-def train_single(
-    params_e: Sequence[Tensor],
-    X: Tensor,
-    y: Tensor,
-    train_rows: Tensor,
-    settings: OptimizerSettings,
-    activation: str = "relu",
-) -> nn.Sequential:
-    """The plain reference: one ``nn.Sequential`` of ``nn.Linear`` layers, trained alone, full batch.
+def as_module(params_e: Sequence[Tensor], activation: str = "relu") -> nn.Sequential:
+    """One model of an ensemble as the standard ``nn.Sequential`` of ``nn.Linear`` layers.
 
-    ``params_e`` are one model's parameters as returned by :func:`init_parameters` sliced at index e
-    (weights ``(d_in, d_out)``, biases ``(1, d_out)``).
+    ``params_e``: one model's parameters as :func:`init_parameters` stacks them, sliced at index e (weights
+    ``(d_in, d_out)``, biases ``(1, d_out)``).
     """
     act_modules = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
     layers: list[nn.Module] = []
@@ -627,7 +620,19 @@ def train_single(
         layers.append(linear)
         if layer < n_layers - 1:
             layers.append(act_modules[activation]())
-    model = nn.Sequential(*layers).to(X.device)
+    return nn.Sequential(*layers)
+
+
+def train_single(
+    params_e: Sequence[Tensor],
+    X: Tensor,
+    y: Tensor,
+    train_rows: Tensor,
+    settings: OptimizerSettings,
+    activation: str = "relu",
+) -> nn.Sequential:
+    """The plain reference: one model (:func:`as_module`) trained alone with ``torch.optim.Adam``, full batch."""
+    model = as_module(params_e, activation).to(X.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     xb, yb = X[train_rows], y[train_rows]
     for _ in range(max(settings.epochs, settings.min_steps)):
