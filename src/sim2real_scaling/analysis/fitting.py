@@ -217,8 +217,9 @@ def _criteria(chi2: float, n: int, k: int, weighted: bool) -> tuple[float, float
     return base + 2 * k, base + k * math.log(n)
 
 
-def _extra_scatter(family: Family, y: np.ndarray, cov: np.ndarray, variant: str, dof: int) -> float:
-    """tau^2 with chi2(S + tau^2 diag(S)) = dof (0 when chi2(S) <= dof)."""
+def _extra_scatter(family: Family, y: np.ndarray, cov: np.ndarray, variant: str, dof: float) -> float:
+    """tau^2 with chi2(S + tau^2 diag(S)) = dof (0 when chi2(S) <= dof; ``dof`` already scaled by the inflation
+    of a covariance estimated from few trials)."""
     if dof <= 0:
         return 0.0
     d = np.diag(np.diag(cov))
@@ -259,10 +260,17 @@ def gls_fit(family: Family, data: PointData, *, n_boot: int, generator: np.rando
     tau2 = 0.0
     cov_tot = data.cov
     chi2_design: dict[str, float] = {}
+    # a covariance estimated from T trials makes chi2 larger than its degrees of freedom by about
+    # (T - 1) / (T - 1 - dof) (Hotelling's T^2; the growth-curve model): chi2 is reported divided by it, so that
+    # chi2/dof, its p-value, AIC/BIC and the extra-scatter estimate refer to the design, not to how many trials
+    # estimated the covariance
+    inflation = 1.0
+    if data.boot is not None and data.trials > 1 and data.trials - 1 - dof > 0:
+        inflation = (data.trials - 1) / (data.trials - 1 - dof)
     if weighted:
         for v in family.variants:
-            chi2_design[v] = family.chi2(y, data.cov, v)
-        tau2 = _extra_scatter(family, y, data.cov, general, dof)
+            chi2_design[v] = family.chi2(y, data.cov, v) / inflation
+        tau2 = _extra_scatter(family, y, data.cov, general, dof * inflation)
         if tau2 > 0:
             cov_tot = data.cov + tau2 * np.diag(np.diag(data.cov))
     params: dict[str, np.ndarray] = {}
@@ -272,6 +280,7 @@ def gls_fit(family: Family, data: PointData, *, n_boot: int, generator: np.rando
     results: dict[str, Any] = {}
     for v in family.variants:
         p, c, res = family.fit(y, cov_tot, v)
+        c = c / inflation
         params[v], chi2[v], results[v] = p, c, res
         aic[v], bic[v] = _criteria(c, N, family.n_params[v], weighted)
     if select == "bic":
@@ -318,7 +327,8 @@ def gls_fit(family: Family, data: PointData, *, n_boot: int, generator: np.rando
             for v in family.variants if select == "bic" else (selected,):
                 variant_samples[v], boot_chi[v] = family.refit(Y, cov_tot, v)
         if select == "bic" and len(family.variants) > 1:
-            crit = np.column_stack([boot_chi[v] + family.n_params[v] * math.log(N) for v in family.variants])
+            crit = np.column_stack([boot_chi[v] / inflation + family.n_params[v] * math.log(N)
+                                    for v in family.variants])
             crit = np.where(np.isfinite(crit), crit, np.inf)
             pick = np.argmin(crit, axis=1)
             stacked = np.stack([variant_samples[v] for v in family.variants])  # (V, B, k)
