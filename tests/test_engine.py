@@ -116,33 +116,46 @@ def test_rates_of_each_model_own_match_the_standard_path():
             torch.testing.assert_close(batched[e], model(X).squeeze(-1), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("block_bytes", [None, 1])
-def test_checkpoints_keep_the_parameters_of_the_epoch_they_name(monkeypatch, block_bytes):
+@pytest.mark.parametrize(("block_bytes", "batch_size"), [(None, None), (1, None), (None, 16)],
+                         ids=["one_block", "cache_blocks", "mini_batch"])
+def test_checkpoints_keep_the_parameters_of_the_epoch_they_name(monkeypatch, block_bytes, batch_size):
     """Early stopping keeps each model's parameters at its best check, and a refit stops each model at its own
-    epoch: the kept parameters equal a model trained alone for exactly that many epochs (in cache blocks too)."""
+    epoch: the kept parameters equal a model trained alone for exactly that many epochs (in cache blocks too, with
+    mini-batches too, and after models that are done have left the ensemble)."""
     if block_bytes:
         monkeypatch.setattr(ensemble, "CPU_BLOCK_BYTES", block_bytes)
     spec = MLPSpec(d_in=10, hidden=(8,))
     X, y = _data(n=120)
-    E = 10
+    E = 24
     seeds = list(range(20, 20 + E))
     perms = [torch.randperm(120, generator=torch.Generator().manual_seed(s)) for s in seeds]
     rows, val = torch.stack([p[:60] for p in perms]), torch.stack([p[60:80] for p in perms])
-    settings = OptimizerSettings(epochs=60, lr=1e-2)
+    settings = OptimizerSettings(epochs=60, lr=1e-2, batch_size=batch_size)
+    shuffles = [s + 1000 for s in seeds]
     init = init_parameters(spec, seeds)
+    compactions = []
+    original = ensemble._Ensemble.subset
+
+    def spy(self, keep, s):  # noqa: ANN001, ANN202
+        compactions.append(len(keep))
+        return original(self, keep, s)
+
+    monkeypatch.setattr(ensemble._Ensemble, "subset", spy)
 
     def score(pred: np.ndarray, models: np.ndarray) -> np.ndarray:
         return np.abs(pred - y.numpy()[val.numpy()[models]]).mean(axis=1)
 
     best = Checkpoints(every=5, mode="best", val_idx=val, score=score, patience=3)
-    kept, _ = train_ensemble(init, X, y, rows, settings, checkpoints=best)
-    stop_at = np.array([0, 5, 10, 20, 25, 30, 40, 45, 50, 60])
+    kept, _ = train_ensemble(init, X, y, rows, settings, checkpoints=best, shuffle_seeds=shuffles)
+    stop_at = np.array([0, 5, 10, 20, 25, 30, 40, 45, 50, 60] * 2 + [5, 5, 10, 60])
     at = Checkpoints(every=5, mode="at", stop_at=stop_at)
-    refit, _ = train_ensemble(init, X, y, rows, settings, checkpoints=at)
+    refit, _ = train_ensemble(init, X, y, rows, settings, checkpoints=at, shuffle_seeds=shuffles)
+    assert compactions or block_bytes  # models that were done left the ensemble (blocks of 8 stay whole)
     for e in range(E):
         for params, epochs in ((kept, int(best.best_epoch[e])), (refit, int(stop_at[e]))):
             alone, _ = train_ensemble([p[e:e + 1] for p in init], X, y, rows[e:e + 1],
-                                      OptimizerSettings(epochs=epochs, lr=1e-2))
+                                      OptimizerSettings(epochs=epochs, lr=1e-2, batch_size=batch_size),
+                                      shuffle_seeds=shuffles[e:e + 1])
             for a, b in zip(alone, params, strict=True):
                 torch.testing.assert_close(a[0], b[e], rtol=1e-4, atol=1e-6)
     # the validation curve is each model's MAE at each check, and the best epoch its first minimum

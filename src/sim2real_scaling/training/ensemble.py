@@ -282,6 +282,29 @@ class _Ensemble:
         self.optimizer.step()
         return loss
 
+    def subset(self, keep: Tensor, settings: OptimizerSettings) -> _Ensemble | None:
+        """The models ``keep`` (block positions) as a smaller ensemble that goes on exactly where they are, Adam's
+        moments and step included; None where the optimiser's state cannot be carried over (torch's fallback)."""
+        old = self.optimizer
+        sub = _Ensemble([p[keep] for p in self.export()], self.d_in, self.activation, self.params[0].device, settings)
+        # Adam's state: the same internal layout, one row per model
+        if isinstance(old, _Adam) and old.fallback is None:
+            for src, dst in zip(old.exp_avgs + old.exp_avg_sqs, sub.optimizer.exp_avgs + sub.optimizer.exp_avg_sqs,
+                                strict=True):
+                dst.copy_(src[keep])
+            sub.optimizer.settings = old.settings
+            sub.optimizer.step_count.copy_(old.step_count)
+            sub.optimizer.checked = old.checked
+            return sub
+        if isinstance(old, _Adam_PerModel):
+            rates = _Adam_PerModel(sub.params, sub.grads, old.lr.reshape(-1)[keep], old.wd.reshape(-1)[keep])
+            for src, dst in zip(old.exp_avgs + old.exp_avg_sqs, rates.exp_avgs + rates.exp_avg_sqs, strict=True):
+                dst.copy_(src[keep])
+            rates.t = old.t
+            sub.optimizer = rates
+            return sub
+        return None
+
     @torch.no_grad()
     def predict(self, x0: Tensor) -> Tensor:
         """Predictions ``(E, v)`` for padded inputs ``x0 (E, v, kp)`` with the current parameters (no buffers)."""
@@ -479,20 +502,24 @@ def train_ensemble(
         yb_all = y[sel] if y.dim() == 2 else y
         n_models = idx.shape[0]
         loss_per_model = torch.full((n_models,), float("nan"), device=device)
-        if full_batch:
-            x_all = Xa[idx]  # gathered once: (E, m, kp), (E, m)
-            y_all = torch.gather(yb_all, 1, idx) if y.dim() == 2 else yb_all[idx]
-        else:
-            gens = [torch.Generator().manual_seed(int(s)) for s in shuffle_seeds[sel]]  # type: ignore[index]
-            bs = int(settings.batch_size or m)
+        # what each model of the block ends with (models that are done leave the ensemble early, see below)
+        result = [p.detach().clone() for p in net.params]
+        result_loss = torch.full((n_models,), float("nan"), device=device)
+        active = np.arange(n_models)  # block positions of the models still in `net`
+        gens = [torch.Generator().manual_seed(int(s)) for s in shuffle_seeds[sel]] if not full_batch else []  # type: ignore[index]
+        bs = int(settings.batch_size or m)
+
+        def gather() -> tuple[Tensor | None, Tensor | None]:
+            if not full_batch:
+                return None, None
+            return Xa[idx], (torch.gather(yb_all, 1, idx) if y.dim() == 2 else yb_all[idx])
+
+        x_all, y_all = gather()  # full batch: every model's rows gathered once, (E, m, kp) and (E, m)
         monitor = None
         if cp is not None:
             x_val = Xa[cp.val_idx[sel].to(device)] if cp.val_idx is not None else None
-            monitor = BlockMonitor(cp, net.params, (lambda net=net, x_val=x_val: net.predict(x_val)), models, marks)
-        if monitor is not None and monitor.check(0, loss_per_model):
-            epochs_block = 0
-        else:
-            epochs_block = epochs
+            monitor = BlockMonitor(cp, net.params, (lambda: net.predict(x_val)), models, marks)
+        epochs_block = 0 if monitor is not None and monitor.check(0, loss_per_model) else epochs
         for epoch in range(epochs_block):
             done = k * epochs + epoch + 1
             report = progress is not None and (done % report_every == 0 or done == total)
@@ -512,16 +539,57 @@ def train_ensemble(
             if report:
                 done_losses = torch.cat([*losses, loss_per_model])
                 progress(done, total, float(done_losses.mean()))  # type: ignore[misc]
-            if checking and monitor.check(epoch + 1, loss_per_model):  # type: ignore[union-attr]
+            if not checking:
+                continue
+            if monitor.check(epoch + 1, loss_per_model):  # type: ignore[union-attr]
                 break
-        if monitor is not None and cp.mode in ("best", "at"):
-            out.append(net.export(monitor.kept))
-            losses.append(torch.as_tensor(cp.train_loss[sel], dtype=torch.float32, device=device))
+            finished = monitor.finished(epoch + 1)  # type: ignore[union-attr]
+            # Models that are done go on training with the others, uselessly; once half of them are, the rest
+            # continue as a smaller ensemble (each model exactly where it was: parameters, Adam's moments, shuffles).
+            if 2 * int(finished.sum()) >= len(active) and len(active) > MIN_BLOCK and not finished.all():
+                keep = torch.from_numpy(np.flatnonzero(~finished)).to(device)
+                sub = net.subset(keep, settings)
+                if sub is None:
+                    continue
+                _store(result, result_loss, active[finished], monitor, net, loss_per_model, finished, cp)
+                keep_np = keep.cpu().numpy()
+                active = active[keep_np]
+                net = sub
+                idx = idx[keep]
+                if y.dim() == 2:
+                    yb_all = yb_all[keep]
+                x_all, y_all = gather()
+                gens = [gens[i] for i in keep_np] if gens else gens
+                loss_per_model = loss_per_model[keep]
+                if x_val is not None:
+                    x_val = x_val[keep]
+                monitor.restrict(keep_np, net.params)
+        if monitor is not None:
+            _store(result, result_loss, active, monitor, net, loss_per_model, np.ones(len(active), bool), cp)
         else:
-            out.append(net.export())
-            losses.append(loss_per_model)
+            for r, p in zip(result, net.params, strict=True):
+                r.copy_(p.detach())
+            result_loss = loss_per_model
+        out.append(net.export(result))
+        losses.append(result_loss)
     params_out = [torch.cat(parts) if len(out) > 1 else parts[0] for parts in zip(*out, strict=True)]
     return params_out, torch.cat(losses)
+
+
+def _store(result: list[Tensor], result_loss: Tensor, positions: np.ndarray, monitor: BlockMonitor, net: _Ensemble,
+           loss: Tensor, which: np.ndarray, cp: Checkpoints) -> None:
+    """Write what models ``which`` (of the ensemble ``net``) end with into the block's ``result`` at
+    ``positions``: their kept parameters (modes best and at) or their current ones (mode curve)."""
+    sel = torch.from_numpy(np.flatnonzero(which)).to(net.params[0].device)
+    pos = torch.from_numpy(np.asarray(positions)).to(net.params[0].device)
+    source = monitor.kept if cp.mode in ("best", "at") else net.params
+    for r, p in zip(result, source, strict=True):  # type: ignore[arg-type]
+        r[pos] = p.detach()[sel]
+    if cp.mode in ("best", "at"):
+        result_loss[pos] = torch.as_tensor(cp.train_loss[monitor.models[which]], dtype=result_loss.dtype,
+                                           device=result_loss.device)
+    else:
+        result_loss[pos] = loss.detach()[sel]
 
 
 class BlockMonitor:
@@ -544,6 +612,25 @@ class BlockMonitor:
 
     def is_mark(self, epoch: int) -> bool:
         return epoch in self.mark_index
+
+    def finished(self, epoch: int) -> np.ndarray:
+        """Which models have nothing left to do after the check at ``epoch`` (patience ran out; their epoch passed)."""
+        if self.cp.mode == "at":
+            return self.stop_at <= epoch
+        if self.cp.patience is None:
+            return np.zeros(len(self.models), dtype=bool)
+        return self.since_best > self.cp.patience
+
+    def restrict(self, keep: np.ndarray, params: Sequence[Tensor]) -> None:
+        """Go on with the models at positions ``keep`` only, whose parameters are now ``params``."""
+        self.params = list(params)
+        self.models = self.models[keep]
+        self.since_best, self.best = self.since_best[keep], self.best[keep]
+        if self.kept is not None:
+            sel = torch.from_numpy(keep).to(self.kept[0].device)
+            self.kept = [k[sel] for k in self.kept]
+        if self.cp.mode == "at":
+            self.stop_at = self.stop_at[keep]
 
     def _keep(self, mask: np.ndarray) -> None:
         if not mask.any():
