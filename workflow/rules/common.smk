@@ -69,7 +69,9 @@ TRANSFER_METHOD = "multitask" if MULTITASK else "finetune"
 PRETRAIN_IN_TRANSFER_JOB = len(CHUNKS) == 1
 PER_TRIAL_DRAWS = config["protocol"]["pretrain_replicates"] == "per_trial"
 PRETRAIN_JOB = not MULTITASK and not PRETRAIN_IN_TRANSFER_JOB and not PER_TRIAL_DRAWS
-SAVE_PRETRAINED = not MULTITASK and PRETRAIN_IN_TRANSFER_JOB
+# A job that pretrains shared draws saves them (models/<property>/<method>_n<block>.pt); one network per trial is
+# not saved (500 trials x 10 n of them would be about a gigabyte for the polymer study)
+SAVE_PRETRAINED = not MULTITASK and PRETRAIN_IN_TRANSFER_JOB and not PER_TRIAL_DRAWS
 # the grid depends on the trials (and the seed) only where test pairs' simulated rows are withheld per trial
 EXCLUDE_TEST_PAIRS = (
     config["input_kind"] == "smiles_pair"
