@@ -55,4 +55,4 @@ def test_rate_of_substitution_interval_covers_the_truth_through_the_cli(monkeypa
     monkeypatch.setattr(calibration, "M_SURFACE", [20, 50, 120])
     (rate,) = calibration.calibrate_rate(studies=30, trials=100, replicates=4, seed0=2000)
     assert rate["coverage"] >= 0.85, rate
-    assert rate["width_ratio"] <= 1.3, rate
+    assert 0.7 <= rate["width_ratio"] <= 1.3, rate
