@@ -61,8 +61,10 @@ def study_problems(trials: pd.DataFrame, fits: Mapping[str, Any]) -> tuple[list[
             fit = record.get(key)
             if not isinstance(fit, Mapping) or fit.get("status", "ok") == "ok":
                 continue
-            text = f"the fit of {label} for {name} gave {fit.get('status')}: {fit.get('message')}"
-            (problems if fit.get("status") in FIT_FAILURES else notes).append(text)
+            if fit.get("status") in FIT_FAILURES:
+                problems.append(f"the fit of {label} for {name} failed ({fit.get('status')}: {fit.get('message')})")
+            else:  # a design too small for the law, or a law that does not decay: said, not a failure
+                notes.append(f"the fit of {label} for {name}: {fit.get('status')} ({fit.get('message')})")
     return problems, notes
 
 
