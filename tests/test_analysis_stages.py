@@ -143,6 +143,12 @@ def test_summary_intervals_and_one_trial(tmp_path: Path) -> None:
     assert set(s["replicates"]) == {3}
     single = summarize(trials[trials["trial"] == 0], n_resamples=300)
     assert single["mae_ci_low"].isna().all() and (single["trials"] == 1).all()
+    # a diverged trial is a failure; a simulation reference with nothing to compare (no_reference) is not
+    trials.loc[(trials["method"] == "direct") & (trials["trial"] == 2), ["mae", "status"]] = [np.nan, "diverged"]
+    none = trials[trials["method"] == "direct"].assign(method="simulation", mae=np.nan, status="no_reference")
+    s = summarize(pd.concat([trials, none]), n_resamples=300).set_index("method")
+    assert s.loc["direct", "failed"] == 1 and s.loc["direct", "trials"] == 29
+    assert s.loc["simulation", "failed"] == 0 and s.loc["simulation", "trials"] == 0
 
 
 def test_fits_say_what_their_numbers_mean(study: dict[str, Path]) -> None:

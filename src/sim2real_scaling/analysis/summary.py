@@ -43,7 +43,8 @@ def summarize(trials: pd.DataFrame, *, confidence: float = 0.9, n_resamples: int
     """One row per (property, method, n, m) with :data:`SUMMARY_COLUMNS`.
 
     ``mae_*``: mean test MAE over the finite trials with its bootstrap interval and trial SD (NaN interval for a
-    single trial); ``trials``/``failed``: finite / diverged trials; ``replicates``: distinct pretraining draws
+    single trial); ``trials``/``failed``: finite / diverged trials (a simulation reference with nothing to compare,
+    status ``no_reference``, is neither); ``replicates``: distinct pretraining draws
     among them; ``mae_sim_rows_*``: the same for the MAE on the test rows that have a simulated value, over
     ``sim_rows`` such rows per trial (mean), where the table has them.
     """
@@ -58,7 +59,9 @@ def summarize(trials: pd.DataFrame, *, confidence: float = 0.9, n_resamples: int
         boot = resamples.means(values, n_of_point) if resamples.n_boot else None
         stats = _point_stats(values, boot, confidence)
         reps = resamples.replicates_at(values)
-        counts = frame.groupby(["method", "n", "m"]).size()
+        status = frame["status"].astype(str) if "status" in frame.columns else pd.Series("ok", index=frame.index)
+        diverged = (status == "diverged") | (status.isin(["ok", "nan"]) & frame["mae"].isna())
+        failed_counts = diverged.groupby([frame["method"], frame["n"], frame["m"]]).sum()
         sim_stats: list[dict[str, float]] = [{"mean": math.nan, "low": math.nan, "high": math.nan}] * len(points)
         sim_rows = [math.nan] * len(points)
         if "mae_sim_rows" in frame.columns:
@@ -71,10 +74,10 @@ def summarize(trials: pd.DataFrame, *, confidence: float = 0.9, n_resamples: int
                 sim_rows = [float(np.nanmean(c)) if np.isfinite(c).any() else math.nan for c in count_values.T]
         for j, (method, n, m) in enumerate(points):
             st = stats[j]
-            total = int(counts.get((method, n, m), counts.get((method, int(n), int(m)), st["k"])))
+            failed = int(failed_counts.get((method, n, m), failed_counts.get((method, int(n), int(m)), 0)))
             rows.append({"property": prop, "method": method, "n": n, "m": m, "mae_mean": st["mean"],
                          "mae_ci_low": st["low"], "mae_ci_high": st["high"], "mae_sd": st["sd"], "trials": st["k"],
-                         "failed": max(total - st["k"], 0), "replicates": int(reps[j]),
+                         "failed": failed, "replicates": int(reps[j]),
                          "mae_sim_rows_mean": sim_stats[j]["mean"], "mae_sim_rows_ci_low": sim_stats[j]["low"],
                          "mae_sim_rows_ci_high": sim_stats[j]["high"], "sim_rows": sim_rows[j]})
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
