@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from sim2real_scaling.contract import METHOD_LABELS
+from sim2real_scaling.contract import METHOD_LABELS, canonical_method
 from sim2real_scaling.io import read_json, write_text
 
 __all__ = ["Block", "study_problems", "build_blocks", "property_blocks", "to_markdown", "to_html", "write_report",
@@ -129,7 +129,8 @@ def _law_blocks(law: Mapping[str, Any], var: str, what: str, rec: Mapping[str, A
             rows.append(["C", "0 (no floor)", f"{_interval(*(law.get('C_ci') or [None, None]))} over resamples "
                                                 "(each selects its own law)"])
             continue
-        rows.append([p, fmt(law.get(p), 6), _interval(*(law.get(f"{p}_ci") or [None, None]))])
+        name = f"alpha (the exponent of {var})" if p == "alpha" and var != "n" else p
+        rows.append([name, fmt(law.get(p), 6), _interval(*(law.get(f"{p}_ci") or [None, None]))])
     blocks.append(Block("table", rows))
     quality = []
     if law.get("weighted") and (law.get("dof") or 0) <= 0:
@@ -151,9 +152,14 @@ def _law_blocks(law: Mapping[str, Any], var: str, what: str, rec: Mapping[str, A
 
 
 def _backtest_blocks(rec: Mapping[str, Any]) -> list[Block]:
-    tests = rec.get("backtest") or []
-    if not tests:
+    tests = rec.get("backtest")
+    if tests is None:
         return []
+    if not tests:
+        return [Block("heading", "Extrapolation check (backtest)", 3),
+                Block("text", f"Not possible here: refitting without the largest n needs at least 4 other values of "
+                              f"n, and the law was fitted to {rec['law_n'].get('n_points')}. Answers beyond the "
+                              "largest n measured (required n, plans) are extrapolations nothing here checks.")]
     blocks = [Block("heading", "Extrapolation check (backtest)", 3),
               Block("text", "The law refitted without the largest n (and without the two largest) predicts the "
                             "held-out mean MAE; the interval combines the refit's uncertainty and the held-out "
@@ -530,7 +536,7 @@ def draw_property_figures(name: str, result: Any, summary: pd.DataFrame, figures
 
     drawn: dict[str, list[str]] = {}
     rows = summary[summary["property"] == name].copy()
-    rows["method"] = rows["method"].astype(str).map(lambda m: "finetune" if m == "transfer" else m)
+    rows["method"] = rows["method"].astype(str).map(canonical_method)
     m = result.record["law_n"]["m"]
     paths = plots.plot_scaling_curve(rows, result.law_n, name, m, out=figures / f"{name}_scaling", unit=unit,
                                      source=source)

@@ -265,7 +265,7 @@ def surface_curves_figure(
     ms = np.unique(tr["m"].to_numpy(float)) if m_values is None else np.asarray(m_values, float)
     if ms.size == 0:
         raise TableError(f"no transfer rows for property {prop!r}")
-    fig = _new_figure(6.4, 4.6)
+    fig = _new_figure(9.6, 4.6)
     ax = fig.add_subplot()
     colors = colormaps["viridis"](np.linspace(0.0, 0.9, ms.size))
     for color, m in zip(colors, ms, strict=True):
@@ -288,7 +288,8 @@ def surface_curves_figure(
     ax.set_ylabel(_mae_label(unit))
     ax.set_title(title or f"{prop}: scaling surface $R(n, m)$")
     ax.grid(True, which="both", alpha=0.25, lw=0.5)
-    ax.legend(handles, labels, fontsize=7.5, frameon=False, loc="best")
+    ax.legend(handles, labels, fontsize=7.5, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              borderaxespad=0.0)
     return fig
 
 
@@ -463,7 +464,8 @@ def group_panels_figure(
             sub = "no scaling detected"
         else:
             sub = f"fit: {row['status']}"
-        ax.set_title(f"#{int(row['rank'])} {label}\n{sub}", fontsize=8)
+        rank = f"#{int(row['rank'])} " if row["status"] == "ok" else ""  # only laws that scale are ranked
+        ax.set_title(f"{rank}{label}\n{sub}", fontsize=8)
         ax.tick_params(which="both", labelsize=6.5)
         ax.grid(True, which="both", alpha=0.2, lw=0.4)
         ax.legend(fontsize=5.5, frameon=False, loc="lower left")  # the curve falls to the right
