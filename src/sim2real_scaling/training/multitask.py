@@ -37,6 +37,7 @@ so the test pairs are unseen in every sense.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -322,6 +323,10 @@ def train_multitask(init: Params, spec: MultitaskSpec, batch: Batch, optimizer: 
     frozen = tuple(h for h, used in (("sim", use_sim), ("exp", use_exp)) if not used)  # heads without loss
     trainable = [p for k, p in params.items() if not k.startswith(frozen)]
     E = batch.exp_polymer.shape[0]
+    if lr is not None and bool((lr == lr.reshape(-1)[0]).all()):  # one rate for all: torch's fused Adam
+        optimizer, lr = dataclasses.replace(optimizer, lr=float(lr.reshape(-1)[0])), None
+    if weight_decay is not None and bool((weight_decay == weight_decay.reshape(-1)[0]).all()):
+        optimizer, weight_decay = dataclasses.replace(optimizer, weight_decay=float(weight_decay.reshape(-1)[0])), None
     if lr is not None or weight_decay is not None:
         rates = _Adam_PerModel(trainable, [torch.zeros_like(p) for p in trainable],
                                lr if lr is not None else torch.full((E,), optimizer.lr),
