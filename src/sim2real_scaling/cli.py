@@ -167,8 +167,16 @@ def _load(args: argparse.Namespace) -> tuple[str, pd.DataFrame, pd.DataFrame | N
     summary = read_summary(args.summary, drop_nan_mean=True)
     dropped = summary.attrs.get("dropped_lines") or []
     if dropped:
-        print(f"{PROG}: note: {args.summary}: line(s) {', '.join(str(v) for v in dropped[:8])} have no mean (every "
-              "trial diverged there): left out", file=sys.stderr)
+        raw = pd.read_csv(args.summary)
+        rows = raw.iloc[[line - 2 for line in dropped]]
+        # a reference with nothing to compare (the simulation where no test row has a simulated value) is
+        # missing by design; anything else had every trial diverge
+        by_design = rows["method"].astype(str).eq("simulation") & (
+            pd.to_numeric(rows.get("failed", pd.Series(0, index=rows.index)), errors="coerce").fillna(0) == 0)
+        diverged = [line for line, d in zip(dropped, by_design, strict=True) if not d]
+        if diverged:
+            print(f"{PROG}: note: {args.summary}: line(s) {', '.join(str(v) for v in diverged[:8])} have no mean "
+                  "(every trial diverged there): left out", file=sys.stderr)
     prop, rows = select_property(summary, args.property, args.summary)
     trials_rows = None
     if getattr(args, "trials", None):
