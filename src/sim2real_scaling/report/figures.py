@@ -93,6 +93,16 @@ class _PlainLogFormatter(LogFormatter):
         return f"{x:.3g}" if label else ""
 
 
+class _CountLogFormatter(LogFormatter):
+    """Sample counts as plain numbers (1,000, not 10^3 or 1e+03), on the ticks matplotlib labels."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        label = super().__call__(x, pos)
+        if not label:
+            return ""
+        return f"{x:,.0f}" if x >= 1 else f"{x:.3g}"
+
+
 def _log_axes(ax: Axes) -> None:
     """Log-log axes with MAE ticks as plain numbers (0.06, not 6x10^-2); on a y range of less than a few
     decades the minor ticks are labelled too, so every axis carries several numbers."""
@@ -101,7 +111,8 @@ def _log_axes(ax: Axes) -> None:
     ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
     ax.yaxis.set_minor_locator(LogLocator(base=10.0, subs=(1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)))
     ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2.5, 0.9)))
-    ax.xaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1.0, 0.5)))
+    ax.xaxis.set_major_formatter(_CountLogFormatter(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(_CountLogFormatter(labelOnlyBase=False, minor_thresholds=(1.0, 0.5)))
 
 
 def _tex_num(v: float, digits: int = 3) -> str:
@@ -352,7 +363,7 @@ def indifference_figure(
     levels = sorted(float(v) for v in levels)
     if plan is not None and plan.feasible and math.isfinite(plan.mae):
         levels = sorted(set(levels) | {float(plan.mae)})
-    fig = _new_figure(6.0, 4.6)
+    fig = _new_figure(8.8, 4.6)
     ax = fig.add_subplot()
     n_grid = np.geomspace(n_lo, n_hi, 400)
     colors = colormaps["plasma"](np.linspace(0.05, 0.85, len(levels)))
@@ -370,15 +381,24 @@ def indifference_figure(
                 label=f"cost = {cost:.4g} ($c_n$ = {plan.cost_sim:g}, $c_m$ = {plan.cost_exp:g})")
         ax.plot([plan.n], [plan.m], marker="*", ms=13, color="k", ls="none",
                 label=f"optimum $n$ = {plan.n:.4g}, $m$ = {plan.m:.4g}")
+    (fn_lo, fn_hi), (fm_lo, fm_hi) = fit.n_range, fit.m_range
+    if all(math.isfinite(v) for v in (fn_lo, fn_hi, fm_lo, fm_hi)):
+        from matplotlib.patches import Rectangle
+
+        ax.add_patch(Rectangle((fn_lo, fm_lo), fn_hi - fn_lo, fm_hi - fm_lo, facecolor="0.85", edgecolor="0.5",
+                               lw=0.8, alpha=0.5, zorder=0, label="measured (n, m) range"))
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(_CountLogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_major_formatter(_CountLogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(_CountLogFormatter(labelOnlyBase=False, minor_thresholds=(1.2, 0.6)))
     ax.set_xlim(n_lo, n_hi)
     ax.set_ylim(m_lo, m_hi)
     ax.set_xlabel(f"Number of {source} $n$")
     ax.set_ylabel("Number of experimental samples $m$")
     ax.set_title(title or "Indifference curves $R(n, m) = r$" + (f" [{typeset_unit(unit)}]" if unit else ""))
     ax.grid(True, which="both", alpha=0.25, lw=0.5)
-    ax.legend(fontsize=7.5, frameon=False, loc="best")
+    ax.legend(fontsize=7.5, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return fig
 
 
