@@ -94,7 +94,7 @@ def calibrate_law(studies: int, trials: int, replicates: int | None, seed0: int 
             c.append(fit["C"])
             a_ci.append(tuple(v if v is not None else math.nan for v in fit["alpha_ci"]))
             c_ci.append(tuple(v if v is not None else math.nan for v in fit["C_ci"]))
-    D, a, C = law.law_at_m(M_LAW[0])
+    _, a, C = law.law_at_m(M_LAW[0])
     return [_tally("alpha", a, alpha, a_ci), _tally("C", C, c, c_ci)]
 
 

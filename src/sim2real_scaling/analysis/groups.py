@@ -25,7 +25,7 @@ import pandas as pd
 
 from sim2real_scaling.analysis.bootstrap import TrialResamples, percentile_interval, resamples_for, value_matrix
 from sim2real_scaling.analysis.laws import PowerLawFit, fit_power_law_summary, fit_power_law_trials
-from sim2real_scaling.analysis.tables import Z90, TableError, select_property, summary_standard_errors, transfer_method
+from sim2real_scaling.analysis.tables import TableError, select_property, summary_standard_errors, transfer_method
 
 __all__ = [
     "GroupScaling",

@@ -166,7 +166,6 @@ def varpro(xs: np.ndarray, Y: np.ndarray, P: np.ndarray, cmax: np.ndarray, floor
         ``(params (B, 3) = (Ds, alpha, C), chi2 (B,))``.
     """
     Y = np.asarray(Y, dtype=float)
-    B = Y.shape[0]
     bad_rows = ~np.all(np.isfinite(Y), axis=1)
     Y = np.where(bad_rows[:, None], 0.0, Y)
     YP = Y @ P

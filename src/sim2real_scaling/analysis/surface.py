@@ -44,7 +44,6 @@ from sim2real_scaling.analysis.fitting import (
     from_summary,
     from_trials,
     gls_fit,
-    interval_columns,
     inverse,
     poor_fit_note,
     scatter_note,
