@@ -287,7 +287,7 @@ def test_study_problems_name_diverged_trials_and_failed_fits_but_not_small_grids
     problems, notes = study_problems(_trials(["ok", "diverged", "ok"]), fits)
     assert len(problems) == 2 and len(notes) == 1
     assert "1 of 3 trials diverged" in problems[0] and "p transfer n=100 m=20: 1" in problems[0]
-    assert "the fit of R(n) for p failed (failed: no start converged)" in problems[1]
+    assert "the fit of R(n) for p" in problems[1] and "no start converged" in problems[1]
     assert "R(m)" in notes[0]
     assert study_problems(_trials(["ok"] * 3), {"properties": {"p": {"law_n": {"status": "ok"}}}}) == ([], [])
 

@@ -49,7 +49,7 @@ def no_slurm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-def _paper_config(tmp: Path, chunk_size: int) -> Path:
+def _paper_config(tmp: Path, chunk_size: int, replicates: int | str = "per_trial") -> Path:
     """The paper-scale grid: 4 properties, 10 n, 500 trials, a 2-D m grid (on the synthetic tables)."""
     tables = {"source": {"path": str(tmp / "in" / "simulated.csv")}, "target": {"path": str(tmp / "in" / "experimental.csv")}}
     config = {
@@ -58,9 +58,9 @@ def _paper_config(tmp: Path, chunk_size: int) -> Path:
         "synthetic": {"source_path": tables["source"]["path"], "target_path": tables["target"]["path"]},
         "properties": {name: tables for name in ("density", "p2", "p3", "p4")},
         "grid": {"n": "auto", "n_points": 10, "m": [0.1, 0.2, 0.5, 1.0]},
-        "protocol": {"trials": 500, "chunk_size": chunk_size},
+        "protocol": {"trials": 500, "chunk_size": chunk_size, "pretrain_replicates": replicates},
     }
-    path = tmp / f"paper_chunk{chunk_size}.yaml"
+    path = tmp / f"paper_chunk{chunk_size}_{replicates}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -120,14 +120,16 @@ def test_local_profile_dry_run(tmp_path: Path) -> None:
 
 def test_paper_scale_grid_is_tens_of_submissions(no_slurm_env: dict[str, str], tmp_path: Path, capsys) -> None:
     report = []
-    for chunk_size in (500, 100):
-        out = submissions.dry_run("--configfile", str(_paper_config(tmp_path, chunk_size)),
+    # one chunk (each trial its own pretraining draw, the default), and shared draws (4) in one or five chunks: a
+    # block's pretrain job and all its chunks are one train job. (Own draws in several chunks: one job per chunk.)
+    for chunk_size, replicates in ((500, "per_trial"), (500, 4), (100, 4)):
+        out = submissions.dry_run("--configfile", str(_paper_config(tmp_path, chunk_size, replicates)),
                                   env=no_slurm_env)
         subs = submissions.count(out, *submissions.profile_settings(SLURM_PROFILE))
         assert subs.groups["train"] == 40 and subs.groups["prep"] == 1 and subs.groups["analysis"] == 1, subs
         assert subs.total < 60, subs.per_kind()
-        report.append(f"paper-scale grid (4 properties x 10 n x 500 trials, chunk_size {chunk_size}, m grid of 4): "
-                      f"{subs.jobs} jobs -> {subs.total} SLURM submissions under workflow/profiles/slurm ("
-                      + ", ".join(f"{k}: {v}" for k, v in subs.per_kind().items()) + ")")
+        report.append(f"paper-scale grid (4 properties x 10 n x 500 trials, chunk_size {chunk_size}, pretraining "
+                      f"draws {replicates}, m grid of 4): {subs.jobs} jobs -> {subs.total} SLURM submissions under "
+                      "workflow/profiles/slurm (" + ", ".join(f"{k}: {v}" for k, v in subs.per_kind().items()) + ")")
     with capsys.disabled():
         print("\n" + "\n".join(report))

@@ -27,9 +27,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> dict[str, Path]:
-    """A small study (6 trials in chunks of 2, so a pretrain job per block), run once."""
+    """A small study (6 trials in chunks of 2, 2 shared pretraining draws: a pretrain job per block), run once."""
     tmp = tmp_path_factory.mktemp("reruns")
-    config = tiny_config(tmp, study="reruns", protocol={"trials": 6, "chunk_size": 2,
+    config = tiny_config(tmp, study="reruns", protocol={"trials": 6, "chunk_size": 2, "pretrain_replicates": 2,
                                                         "group_columns": ["polymer_class"]},
                          synthetic={"n_source": 300, "n_target": 80,
                                     "source_path": str(tmp / "results" / "input" / "simulated.csv"),

@@ -84,8 +84,9 @@ def _planned_jobs(out: str) -> list[dict]:
 def test_one_chunk_per_block_pretrains_inside_the_transfer_job_longest_jobs_first(tmp_path):
     # the polymer study at the paper's protocol: 500 trials in one chunk, density on a 4-value m grid, the
     # others on one m: 4 (n, m) ensembles per job = 1 n per density job, 4 n per job of the others
+    # (shared pretraining draws, protocol.pretrain_replicates: 4, so that the job saves the networks it pretrained)
     proc = run_snakemake("-n", "--nolock", "--configfile", str(ROOT / "config" / "polymer.yaml"), "--cores", "2",
-                         "--config", f"results_dir={tmp_path}")
+                         "--config", f"results_dir={tmp_path}", "protocol={pretrain_replicates: 4}")
     jobs = _planned_jobs(proc.stdout)
     rules = [j["rule"] for j in jobs]
     assert "pretrain" not in rules and rules.count("direct") == 3
@@ -114,7 +115,7 @@ def test_one_chunk_per_block_pretrains_inside_the_transfer_job_longest_jobs_firs
 
 
 def test_several_chunks_per_block_share_one_pretrain_job(tmp_path):
-    config = tiny_config(tmp_path)  # 12 trials in chunks of 6
+    config = tiny_config(tmp_path, protocol={"trials": 12, "chunk_size": 6, "pretrain_replicates": 4})  # shared draws
     proc = run_snakemake("-n", "--nolock", "--configfile", str(config), "--cores", "2")
     jobs = _planned_jobs(proc.stdout)
     pretrain = [j for j in jobs if j["rule"] == "pretrain"]
