@@ -10,6 +10,7 @@ rule aggregate:
         trials=lambda wc: trial_tables(wc.property, "trials"),
         groups=lambda wc: trial_tables(wc.property, "groups"),
         materials=lambda wc: trial_tables(wc.property, "materials"),
+        design=prepared("{property}", "design.json"),  # which trials of which (method, n, m) must be there
     output:
         trials=analysis("{property}", "trials.csv"),
         summary=report(

@@ -10,6 +10,8 @@ rule report:
         fits=f"{R}/fits.json",
         figures=f"{R}/figures",
         rejected=expand(prepared("{property}", "rejected.csv"), property=PROPERTIES),
+        checks=expand(prepared("{property}", "checks.json"), property=PROPERTIES),
+        qc=expand(prepared("{property}", "qc.csv"), property=PROPERTIES),
         groups=f"{R}/group_trials.csv",
         grids=expand(prepared("{property}", "grid.json"), property=PROPERTIES),
         environment=f"{R}/run/environment.json",

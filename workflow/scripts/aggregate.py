@@ -4,4 +4,4 @@ from sim2real_scaling.workflow_script import run
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run(sm, lambda settings: stage_aggregate(settings, sm.input.trials, sm.input.groups, sm.input.materials,
-                                           dict(sm.output.items())))
+                                           dict(sm.output.items()), design=sm.input.design))
