@@ -184,7 +184,7 @@ def fit_group_scaling(
         if xs.size == 0:
             fit = PowerLawFit.failed("invalid_input", "every trial of this group diverged")
         else:
-            fit = fit_power_law_trials(xs, values, resamples.head(n_boot), n_boot=n_boot, ci=ci, space=space,
+            fit = fit_power_law_trials(xs, values, resamples, n_boot=n_boot, ci=ci, space=space,
                                        generator=gen)
         fits[group] = fit
         counts = np.isfinite(values).sum(axis=0)
