@@ -40,7 +40,8 @@ def study(tmp_path_factory) -> tuple[Path, dict]:
         "properties": {"tg": {**tables, "transform": ["standardize"]},
                        "density": {**tables, "transform": ["standardize"], "grid_m": [10, 1.0]}},
         "grid": {"n": [30, 60, 90]},
-        "protocol": {"trials": 4, "chunk_size": 4, "group_columns": ["polymer_class"], "per_material": True},
+        "protocol": {"trials": 4, "chunk_size": 4, "group_columns": ["polymer_class"], "per_material": True,
+                     "pretrain_replicates": 2},  # shared draws: the pretrain job and the saved networks
         "model": {"hidden": [8], "pretrain": {"epochs": 5, "batch_size": 32},
                   "finetune": {"epochs": 10, "batch_size": 8}, "direct": {"epochs": 10},
                   "selection": {"folds": 3, "every": 2, "patience": 2}},

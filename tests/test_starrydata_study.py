@@ -22,7 +22,7 @@ FORWARD = ROOT / "config" / "starrydata.yaml"
 REVERSE = ROOT / "config" / "starrydata_reverse.yaml"
 TINY = {
     "grid": {"n": [100, 700, 2215]},
-    "protocol": {"trials": 3, "chunk_size": 3},
+    "protocol": {"trials": 3, "chunk_size": 3, "pretrain_replicates": 3},  # pretrained in a job of their own
     "model": {"hidden": [16, 8], "pretrain": {"epochs": 2, "min_steps": 20},
               "finetune": {"epochs": 2}, "direct": {"epochs": 2}},
     "analysis": {"bootstrap_resamples": 100, "fit_bootstrap": 4},
