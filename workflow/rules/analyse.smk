@@ -31,7 +31,7 @@ rule aggregate:
     conda:
         "../envs/sim2real.yaml"
     params:
-        **slices("seed", "analysis", "protocol"),
+        **slices("seed", "analysis", "protocol", "transfer"),
         property=property_slice,
     script:
         "../scripts/aggregate.py"

@@ -40,6 +40,9 @@ rule report:
             "model",
             "multitask",
             "analysis",
+            *(
+                ["synthetic"] if "synthetic" in config else []
+            ),  # the synthetic-data banner
         ),
         properties=all_properties(),
     script:
