@@ -76,6 +76,22 @@ def test_a_pretraining_hyperparameter_reruns_pretraining_and_what_uses_it(study)
     assert {"pretrain", "transfer"} <= set(jobs) and not {"prepare", "featurize", "design"} & set(jobs), jobs
 
 
+def test_a_finetuning_hyperparameter_reruns_the_finetuning_jobs_only(study):
+    jobs, _ = planned(study, "--config", "model={finetune: {lr: 0.003}}")
+    assert set(jobs) == {"transfer", "record_run"} | ANALYSIS, jobs
+    assert jobs["transfer"] == 3  # one per chunk; their shared pretraining stays
+
+
+def test_a_direct_learning_hyperparameter_reruns_the_direct_jobs_only(study):
+    jobs, _ = planned(study, "--config", "model={direct: {epochs: 41}}")
+    assert set(jobs) == {"direct", "record_run"} | ANALYSIS, jobs
+
+
+def test_a_model_selection_setting_reruns_what_selects_not_the_pretraining(study):
+    jobs, _ = planned(study, "--config", "model={selection: {folds: 3}}")
+    assert set(jobs) == {"transfer", "direct", "record_run"} | ANALYSIS, jobs
+
+
 def test_a_new_chunk_size_reruns_the_training_jobs_not_the_data(study):
     jobs, _ = planned(study, "--config", "protocol={chunk_size: 3}")
     assert set(jobs) == {"transfer", "direct", "simulation", "record_run"} | ANALYSIS, jobs

@@ -123,22 +123,24 @@ def prepare_slices():
     )
 
 
-def training_slices(*leave_out, optimizers=("pretrain", "finetune", "direct")):
+def training_slices(
+    *leave_out, optimizers=("pretrain", "finetune", "direct"), selection=True
+):
     """What a training job depends on (its trials come as a param of their own, `trials`). ``leave_out``:
     top-level keys a method does not use (the simulation reference trains no network); ``optimizers``: the
-    sections of `model` (pretrain, finetune, direct) whose networks the job trains."""
+    sections of `model` (pretrain, finetune, direct) whose networks the job trains; ``selection``: whether it
+    selects models (`model.selection`; pretraining stops early on its own hold-out)."""
     keys = ["seed", "device", "input_kind", "descriptor", "grid", "qc", "model"]
     keys += ["multitask", "protocol"]
     not_training = ["chunk_size", "ensembles_per_job", "direct_baseline"]
     not_training += [] if EXCLUDE_TEST_PAIRS else ["trials"]
-    other_optimizers = [
-        o for o in ("pretrain", "finetune", "direct") if o not in optimizers
-    ]
+    unused = [o for o in ("pretrain", "finetune", "direct") if o not in optimizers]
+    unused += [] if selection else ["selection"]
     return dict(
         property=property_slice,
         **slices(
             *(k for k in keys if k not in leave_out),
-            drop={"protocol": not_training, "model": other_optimizers},
+            drop={"protocol": not_training, "model": unused},
         ),
     )
 

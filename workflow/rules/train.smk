@@ -37,7 +37,7 @@ if PRETRAIN_JOB:
         conda:
             "../envs/sim2real.yaml"
         params:
-            **training_slices(),
+            **training_slices("multitask", optimizers=["pretrain"], selection=False),
             n_indices=block_n_indices,
         script:
             "../scripts/pretrain.py"
@@ -61,7 +61,12 @@ rule transfer:
     conda:
         "../envs/sim2real.yaml"
     params:
-        **training_slices(),
+        # fine-tuning: its pretraining and its own optimiser; multitask learning: its own section
+        **(
+            training_slices(optimizers=[])
+            if MULTITASK
+            else training_slices("multitask", optimizers=["pretrain", "finetune"])
+        ),
         method=TRANSFER_METHOD,
         n_indices=block_n_indices,
         trials=chunk_trial_indices,
@@ -82,7 +87,12 @@ if DIRECT:
         conda:
             "../envs/sim2real.yaml"
         params:
-            **training_slices(),
+            # the multitask model of a pair study learns directly with its own section
+            **(
+                training_slices(optimizers=[])
+                if MULTITASK
+                else training_slices("multitask", optimizers=["direct"])
+            ),
             method="direct",
             trials=chunk_trial_indices,
         script:

@@ -109,10 +109,12 @@ class ModelSettings:
 
     @classmethod
     def from_config(cls, model: Mapping[str, Any]) -> ModelSettings:
+        """From the config's ``model`` section. A job declares only the optimiser sections of the networks it trains
+        (a direct-learning job does not depend on ``finetune``), so a missing one keeps its defaults, unused."""
         return cls(hidden=tuple(model["hidden"]), activation=model["activation"],
-                   pretrain=PretrainSettings.from_config(model["pretrain"]),
-                   finetune=OptimizerSettings.from_config(model["finetune"]),
-                   direct=OptimizerSettings.from_config(model["direct"]),
+                   pretrain=PretrainSettings.from_config(model.get("pretrain") or {}),
+                   finetune=OptimizerSettings.from_config(model.get("finetune") or {}),
+                   direct=OptimizerSettings.from_config(model.get("direct") or {}),
                    selection=SelectionSettings.from_config(model.get("selection")))
 
 
