@@ -51,7 +51,8 @@ def load_property_data(settings: TrainingSettings, source: pd.DataFrame, target:
     descriptors and the property's design (which rows are used)."""
     src = source.drop(index=design.excluded_source).reset_index(drop=True)
     tgt = target.drop(index=design.excluded_target).reset_index(drop=True)
-    missing = [k for k in src["key"].astype(str).tolist() + tgt["key"].astype(str).tolist() if not store.has([k])[0]]
+    keys = np.array(src["key"].astype(str).tolist() + tgt["key"].astype(str).tolist())
+    missing = keys[~store.has(keys)].tolist()
     if missing:
         raise ValueError(f"{len(missing)} molecules of the design have no descriptors, e.g. {missing[:3]}: the "
                          "design is older than the descriptors; rerun the design rule")
