@@ -104,10 +104,30 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def paired(trials: pd.DataFrame, base: str) -> pd.DataFrame:
+    """Each variant against ``base`` on the same trials: mean MAE difference, its SE and in percent of ``base``."""
+    ok = trials[trials["status"] == "ok"]
+    rows = []
+    for (method, n, m), g in ok.groupby(["method", "n", "m"]):
+        if method == "simulation":
+            continue
+        wide = g.pivot_table(index="trial", columns="variant", values="mae")
+        if base not in wide:
+            continue
+        for variant in wide.columns:
+            if variant == base:
+                continue
+            d = (wide[variant] - wide[base]).dropna()
+            rows.append({"method": method, "n": int(n), "m": int(m), "variant": variant, "base_mae": wide[base].mean(),
+                         "mae": wide[variant].mean(), "diff": d.mean(), "diff_se": d.std(ddof=1) / np.sqrt(len(d)),
+                         "diff_pct": 100 * d.mean() / wide[base].mean(), "trials": len(d)})
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--property", required=True)
+    parser.add_argument("--config")
+    parser.add_argument("--property")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--n-points", type=int, default=3)
     parser.add_argument("--m", type=float, nargs="*", default=None, help="m grid (fractions or sizes); default the config's")
@@ -117,7 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="*", default=None, help="default: direct, the transfer method, simulation")
     parser.add_argument("--work", default="benchmarks/out/training_defaults")
     parser.add_argument("--out", default=None, help="JSON file for the table (default: <work>/<study>_<property>_<variants>.json)")
+    parser.add_argument("--base", default=None, help="print every variant against this one, paired by trial")
+    parser.add_argument("--table", default=None, help="only print the tables of a finished run (its .trials.csv)")
     args = parser.parse_args(argv)
+    if args.table:
+        trials = pd.read_csv(args.table)
+        print(summarise(trials).to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+        if args.base:
+            print(paired(trials, args.base).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        return 0
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     variants = VARIANTS.get(args.variants) or yaml.safe_load(Path(args.variants).read_text())
     if args.only:
@@ -143,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     table = summarise(trials)
     pd.set_option("display.width", 200)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    if args.base:
+        print(paired(trials, args.base).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     out = Path(args.out) if args.out else work / f"{args.variants if args.variants in VARIANTS else Path(args.variants).stem}.json"
     out.write_text(json.dumps({"config": args.config, "property": args.property, "trials": args.trials,
                                "variants": variants, "table": table.to_dict(orient="records")}, indent=1, default=str))
