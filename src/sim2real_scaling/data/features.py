@@ -128,13 +128,13 @@ class DescriptorTransformSettings:
     """
 
     method: str = "standardize"
-    clip: float | None = None
+    clip: float | None = 5.0
     drop_zero_variance: bool = True
 
     @classmethod
     def from_config(cls, descriptor: Mapping[str, Any]) -> DescriptorTransformSettings:
         spec = descriptor.get("transform") or {}
-        return cls(method=spec.get("method", "standardize"), clip=spec.get("clip"),
+        return cls(method=spec.get("method", "standardize"), clip=spec.get("clip", 5.0),
                    drop_zero_variance=bool(descriptor.get("drop_zero_variance", True)))
 
 
