@@ -343,11 +343,14 @@ def test_small_real_chi_run(tmp_path: Path, shared_data: Path) -> None:
     inputs = {"source": prepared / "source.csv", "target": prepared / "target.csv", "descriptors": features}
     stage_design(config, "chi", inputs, {"design": prepared / "design.json", "qc": prepared / "qc.csv"})
     design = Design.from_dict(yaml.safe_load((prepared / "design.json").read_text()))
-    assert design.n_target == 1190 and design.n_source == 1206 and design.n_test == 238
-    assert design.n_train == 952 and design.m == [476, 952]
-    assert design.n[0] == 100 and design.n[-1] < 1206  # test pairs withheld: the pool is what every trial keeps
+    # QC drops one isolated COSMO-RS value (chi 4.6 for trans-polybutadiene in methanol, 14 robust SDs out)
     qc = pd.read_csv(prepared / "qc.csv")
     assert list(qc.columns) == ["table", "file", "row", "key", "value", "check", "score", "reason"]
+    assert qc[["table", "row", "key"]].values.tolist() == [["source", 108, "*C/C=C/C*|CO"]]
+    assert design.n_target == 1190 and design.n_source == 1205 and design.n_test == 238
+    assert design.qc == {"action": "drop", "flagged": 1, "dropped": 1}
+    assert design.n_train == 952 and design.m == [476, 952]
+    assert design.n[0] == 100 and design.n[-1] < 1205  # test pairs withheld: the pool is what every trial keeps
     target = pd.read_csv(prepared / "target.csv", keep_default_na=False)
     assert (target["polymer_class"] == "unknown").sum() == 134  # the 5 unclassified polymers
     inputs["design"] = prepared / "design.json"

@@ -12,7 +12,9 @@ deviation, so a few bad rows cannot hide themselves by inflating the spread):
   simulated value, compared with how far the other materials are (on the log10 scale for positive values).
 
 Flagged rows are written to ``prepared/<property>/qc.csv`` (table, file, row, key, value, check, score,
-reason) and listed in the report; with ``qc.action: drop`` they are left out of training and testing.
+reason) and listed in the report; with ``qc.action: drop`` (the default) they are left out of training and
+testing, with ``flag`` they are kept. QC looks at whole tables before any split: its decisions are the same for
+every trial and method.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ ACTIONS = ("flag", "drop")
 class QCSettings:
     """Config ``qc``: what to do with flagged rows, and how extreme a robust z-score must be to flag a row."""
 
-    action: str = "flag"
+    action: str = "drop"
     z_max: float = 6.0
     disagreement_z_max: float = 6.0
     gap: float = 2.0
@@ -46,7 +48,7 @@ class QCSettings:
     @classmethod
     def from_config(cls, section: dict | None) -> QCSettings:
         s = dict(section or {})
-        return cls(action=s.get("action", "flag"), z_max=float(s.get("z_max", 6.0)),
+        return cls(action=s.get("action", "drop"), z_max=float(s.get("z_max", 6.0)),
                    disagreement_z_max=float(s.get("disagreement_z_max", 6.0)), gap=float(s.get("gap", 2.0)))
 
 
