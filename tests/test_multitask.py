@@ -345,7 +345,8 @@ def test_small_real_chi_run(tmp_path: Path, shared_data: Path) -> None:
     design = Design.from_dict(yaml.safe_load((prepared / "design.json").read_text()))
     # QC drops one isolated COSMO-RS value (chi 4.6 for trans-polybutadiene in methanol, 14 robust SDs out)
     qc = pd.read_csv(prepared / "qc.csv")
-    assert list(qc.columns) == ["table", "file", "row", "key", "value", "check", "score", "reason"]
+    assert list(qc.columns) == ["table", "file", "row", "key", "value", "check", "score", "reason", "action"]
+    assert list(qc["action"]) == ["dropped"]
     assert qc[["table", "row", "key"]].values.tolist() == [["source", 108, "*C/C=C/C*|CO"]]
     assert design.n_target == 1190 and design.n_source == 1205 and design.n_test == 238
     assert design.qc == {"action": "drop", "flagged": 1, "dropped": 1}

@@ -29,6 +29,8 @@ import pandas as pd
 from sim2real_scaling.data.transforms import PropertyTransform, TransformError
 
 QC_COLUMNS = ["table", "file", "row", "key", "value", "check", "score", "reason"]
+#: qc.csv: the flags and what was done with each row (``dropped`` or ``kept``)
+QC_FILE_COLUMNS = [*QC_COLUMNS, "action"]
 ACTIONS = ("flag", "drop")
 
 

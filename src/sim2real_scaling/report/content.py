@@ -339,15 +339,19 @@ def _data_blocks(name: str, data: Mapping[str, Any]) -> list[Block]:
         text = f"{c.get('message')}" + (f" ({c.get('code')})" if c.get("code") else "")
         blocks.append(Block("warning" if level in ("warning", "error") else "text", text))
     if qc:
-        blocks.append(Block("text", f"{len(qc)} rows flagged by the data QC (outliers on the transformed scale, "
-                                    "or a simulated and an experimental value that disagree far more than the "
-                                    f"rest; prepared/{name}/qc.csv):"))
-        rows = [["file", "row", "key", "value", "reason"]]
+        dropped = sum(str(r.get("action", "")) == "dropped" for r in qc)
+        what = (f"{dropped} of them left out of training and testing (qc.action: drop)" if dropped else
+                "all of them kept in training and testing (qc.action: flag): check them")
+        blocks.append(Block("warning", f"{len(qc)} rows flagged by the data QC (an outlier of its table on the "
+                                       "transformed scale, a value in other units, or an experimental value that "
+                                       "disagrees with its own simulated value far more than the other materials' "
+                                       f"do), {what}; prepared/{name}/qc.csv lists them:"))
+        rows = [["table", "file", "row", "key", "value", "check", "action", "reason"]]
         for r in qc[:50]:
-            rows.append([str(r.get("file", "")), str(r.get("row", "")), str(r.get("key", "")), str(r.get("value", "")),
-                         str(r.get("reason", ""))])
+            rows.append([str(r.get(k, "")) for k in ("table", "file", "row", "key", "value", "check", "action",
+                                                     "reason")])
         if len(qc) > 50:
-            rows.append(["...", "", "", "", f"{len(qc) - 50} more in qc.csv"])
+            rows.append(["...", "", "", "", "", "", "", f"{len(qc) - 50} more in qc.csv"])
         blocks.append(Block("table", rows))
     if rejected:
         blocks.append(Block("text", f"{rejected} input rows were rejected while preparing {name}; "

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from sim2real_scaling.config import ConfigError
-from sim2real_scaling.data.qc import QC_COLUMNS, QCSettings
+from sim2real_scaling.data.qc import QC_FILE_COLUMNS, QCSettings
 from sim2real_scaling.io import read_json, write_csv, write_json, write_torch
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,8 @@ def stage_design(slices: Mapping[str, Any], property_name: str, inputs: Mapping[
                             split_groups=split_groups)
     for note in design.notes:
         log.warning("%s", note)
-    write_csv(flags if not flags.empty else pd.DataFrame(columns=QC_COLUMNS), outputs["qc"])
+    flags = flags.assign(action="dropped" if qc.action == "drop" else "kept")
+    write_csv(flags if not flags.empty else pd.DataFrame(columns=QC_FILE_COLUMNS), outputs["qc"])
     write_json(design.to_dict(), outputs["design"])
     log.info("%s: design n = %s, m = %s, %d test rows per trial, %d QC flags (%s)", property_name, design.n, design.m,
              design.n_test, len(flags), qc.action)
