@@ -220,8 +220,15 @@ def scaling_curve_figure(
         if np.isfinite(d["mae_ci_low"]) and np.isfinite(d["mae_ci_high"]):
             ax.axhspan(d["mae_ci_low"], d["mae_ci_high"], color=color, alpha=0.12, lw=0,
                        label=f"{ref_label}: 90% CI")
-        ax.axhline(d["mae_mean"], color=color, lw=1.5, ls="-" if ref == "direct" else "-.",
-                   label=f"{ref_label} (n = 0)")
+        line_label = f"{ref_label} (n = 0)"
+        if ref == "simulation" and "sim_rows" in d and np.isfinite(float(d["sim_rows"])):
+            # the simulation predicts only the materials that were simulated: say on how many rows, and how the
+            # transfer method does on those same rows, so the lines are not read as a like-for-like comparison
+            line_label = f"{ref_label}, on the {float(d['sim_rows']):.3g} test rows/trial it covers"
+            same = tr.iloc[-1].get("mae_sim_rows_mean") if "mae_sim_rows_mean" in tr.columns else None
+            if same is not None and np.isfinite(float(same)):
+                line_label += f"\n(transfer there, largest n: {float(same):.3g})"
+        ax.axhline(d["mae_mean"], color=color, lw=1.5, ls="-" if ref == "direct" else "-.", label=line_label)
     _log_axes(ax)
     ax.set_xlabel(f"Number of {source} $n$")
     ax.set_ylabel(_mae_label(unit))
