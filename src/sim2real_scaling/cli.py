@@ -299,7 +299,9 @@ def _law_text(prop: str, what: str, fit: PowerLawFit, var: str) -> str:
         f"status: {fit.status}",
         *_warning_lines(fit.warnings),
     ]
-    notes = [m for m in fit.message.split("; ") if m and m not in fit.warnings]
+    # the message joins the warnings with "; " (some of which hold "; " themselves): a part that belongs to a
+    # warning printed above is not a note
+    notes = [m for m in fit.message.split("; ") if m and not any(m in w for w in fit.warnings)]
     if notes:
         lines.append("note: " + "; ".join(notes))
     return "\n".join(lines)
@@ -573,7 +575,8 @@ def _cmd_groups(args: argparse.Namespace) -> int:
     ci = _ci_pct(args.ci)
     rows = [[int(r["rank"]) if r["status"] == "ok" else "-", r["group"], r["alpha"], r["alpha_ci_low"],
              r["alpha_ci_high"], r["C"], r["C_ci_low"], r["C_ci_high"], r["D"], r["mae_at_max_n"], r["mae_direct"],
-             {"ok": "ok", "no_scaling": "no scaling detected"}.get(r["status"], r["status"])]
+             {"ok": "ok", "no_scaling": "no scaling detected",
+              "too_few_rows": "too few test rows to rank"}.get(r["status"], r["status"])]
             for _, r in table.iterrows()]
     text = "\n".join([
         f"property: {res.property}   groups by: {res.group_by}   m = {res.m:g}   "

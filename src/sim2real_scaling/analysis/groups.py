@@ -38,8 +38,12 @@ __all__ = [
 TABLE_COLUMNS: tuple[str, ...] = (
     "rank", "group_by", "group", "status", "alpha", "alpha_ci_low", "alpha_ci_high",
     "C", "C_ci_low", "C_ci_high", "D", "D_ci_low", "D_ci_high", "max_n", "mae_at_max_n",
-    "mae_direct", "n_points", "trials", "replicates", "message",
+    "mae_direct", "n_points", "trials", "replicates", "test_rows", "message",
 )
+#: a group is ranked only when its test rows at the largest n add up to at least this many over the trials and
+#: it is tested in at least this share of them: two polymers of a class say nothing about how the class scales
+MIN_TEST_ROWS = 30
+MIN_TRIAL_SHARE = 0.5
 
 
 @dataclass
@@ -73,7 +77,7 @@ def rank_groups(table: pd.DataFrame) -> pd.DataFrame:
     """
     t = table.copy()
     ok = (t["status"] == "ok") & np.isfinite(t["alpha"].astype(float))
-    flat = t["status"] == "no_scaling"
+    flat = t["status"].isin(["no_scaling", "too_few_rows"])
     good = t[ok].sort_values(["alpha", "C", "group"], ascending=[False, True, True], kind="mergesort")
     none = t[flat & ~ok].sort_values("group", kind="mergesort")
     bad = t[~ok & ~flat].sort_values("group", kind="mergesort")
@@ -86,14 +90,15 @@ def rank_groups(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _row(group_by: str, group: str, fit: PowerLawFit, n_max: float, mae_max: float,
-         direct: float, trials: int, replicates: int = 0) -> dict[str, object]:
+         direct: float, trials: int, replicates: int = 0, test_rows: float = math.nan) -> dict[str, object]:
     return {
         "group_by": group_by, "group": group, "status": fit.status,
         "alpha": fit.alpha, "alpha_ci_low": fit.alpha_ci[0], "alpha_ci_high": fit.alpha_ci[1],
         "C": fit.C, "C_ci_low": fit.C_ci[0], "C_ci_high": fit.C_ci[1],
         "D": fit.D, "D_ci_low": fit.D_ci[0], "D_ci_high": fit.D_ci[1],
         "max_n": n_max, "mae_at_max_n": mae_max, "mae_direct": direct,
-        "n_points": fit.n_points, "trials": trials, "replicates": replicates, "message": fit.message,
+        "n_points": fit.n_points, "trials": trials, "replicates": replicates, "test_rows": test_rows,
+        "message": fit.message,
     }
 
 
@@ -169,6 +174,7 @@ def fit_group_scaling(
     if resamples is None:
         resamples = resamples_for(prop_rows, max(n_resamples, n_boot), seed, prop)
     transfer = rows[rows["method"] == meth]
+    n_trials = int(prop_rows.loc[prop_rows["method"] == meth, "trial"].nunique())
     direct_rows = rows[rows["method"] == "direct"]
     direct = {str(g): float(np.nanmean(d["mae"].to_numpy(float))) if np.isfinite(d["mae"].to_numpy(float)).any()
               else math.nan for g, d in direct_rows.groupby("group", sort=False)}
@@ -195,10 +201,17 @@ def fit_group_scaling(
             lo, hi = percentile_interval(boot[:, j], ci) if boot is not None else (math.nan, math.nan)
             curves.append({"group": group, "n": float(n), "mae_mean": mean, "mae_ci_low": lo, "mae_ci_high": hi,
                            "trials": int(counts[j])})
+        tested = float(g.loc[np.isclose(g["n"].to_numpy(float), xs.max()), "count"].sum()) if xs.size else 0.0
+        share = (int(counts.min()) / n_trials) if counts.size and n_trials else 0.0
+        if fit.ok and (tested < MIN_TEST_ROWS or share < MIN_TRIAL_SHARE):
+            fit.status = "too_few_rows"
+            why = (f"{tested:.0f} test rows in {int(counts.min())} of {n_trials} trials at the largest n: too few to "
+                   f"say how this group scales (ranked from {MIN_TEST_ROWS} rows in half of the trials)")
+            fit.message = f"{why}; {fit.message}" if fit.message else why
         records.append(_row(gb, group, fit, float(xs.max()) if xs.size else math.nan,
                             float(np.nanmean(values[:, -1])) if xs.size else math.nan,
                             direct.get(group, math.nan), int(counts.min()) if counts.size else 0,
-                            int(resamples.replicates_at(values).min()) if xs.size else 0))
+                            int(resamples.replicates_at(values).min()) if xs.size else 0, tested))
     table = rank_groups(pd.DataFrame.from_records(records, columns=[c for c in TABLE_COLUMNS if c != "rank"]))
     return GroupScaling(prop, gb, m_used, table, fits, pd.DataFrame(curves), direct)
 

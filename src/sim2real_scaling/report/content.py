@@ -283,18 +283,23 @@ def _group_blocks(name: str, rec: Mapping[str, Any], figures: Mapping[str, list[
         pages = [k for k in figures if k == key or k.startswith(f"{key}_p")]
         for k in sorted(pages, key=lambda s: (len(s), s)):
             blocks.append(Block("figure", (f"{fig_dir}/{figures[k][0]}", f"Scaling per {group_by}, ranked by alpha")))
-        blocks.append(Block("text", "Ranked by alpha among the groups whose law decays; groups with no scaling "
-                                    "(a parameter at its bound) and failed fits follow, unranked as scaling laws."))
+        blocks.append(Block("text", "Ranked by alpha among the groups whose law decays and that were tested often "
+                                    "enough (at least 30 test rows over the trials at the largest n, in at least "
+                                    "half of the trials); groups with no scaling (a parameter at its bound), too few "
+                                    "test rows or failed fits follow, unranked as scaling laws."))
         rows = [["rank", group_by, "alpha [90% CI]", "C [90% CI]", "MAE at largest n", "direct MAE", "trials",
-                 "verdict"]]
+                 "test rows", "verdict"]]
         for r in g["table"]:
             status = r.get("status")
-            verdict = {"ok": "scales", "no_scaling": "no scaling detected"}.get(status, f"no fit ({status})")
+            verdict = {"ok": "scales", "no_scaling": "no scaling detected",
+                       "too_few_rows": "too few test rows to rank"}.get(
+                status, f"no fit ({status})")
             alpha = (f"{fmt(r.get('alpha'))} {_interval(r.get('alpha_ci_low'), r.get('alpha_ci_high'))}"
                      if status == "ok" else "-")
             c = f"{fmt(r.get('C'))} {_interval(r.get('C_ci_low'), r.get('C_ci_high'))}" if status == "ok" else "-"
             rows.append([fmt(r.get("rank")) if status == "ok" else "-", str(r.get("group")), alpha, c,
-                         fmt(r.get("mae_at_max_n")), fmt(r.get("mae_direct")), fmt(r.get("trials")), verdict])
+                         fmt(r.get("mae_at_max_n")), fmt(r.get("mae_direct")), fmt(r.get("trials")),
+                         fmt(r.get("test_rows")), verdict])
         blocks.append(Block("table", rows))
     return blocks
 
@@ -331,9 +336,15 @@ def read_data_checks(prepared_dir: str | Path | None, checks: str | Path | None 
 def _data_blocks(name: str, data: Mapping[str, Any]) -> list[Block]:
     blocks: list[Block] = []
     checks, qc, rejected = data.get("checks") or [], data.get("qc") or [], data.get("rejected") or 0
-    if not (checks or qc or rejected):
-        return blocks
     blocks.append(Block("heading", "Data checks", 3))
+    if not (checks or qc or rejected):
+        blocks.append(Block("text", "The input checks found nothing to report, the data QC flagged no row (outliers, "
+                                    "values in other units, experiments that disagree with their own simulation; "
+                                    f"prepared/{name}/qc.csv) and no input row was rejected."))
+        return blocks
+    if not qc:
+        blocks.append(Block("text", "The data QC flagged no row (outliers, values in other units, experiments that "
+                                    f"disagree with their own simulation; prepared/{name}/qc.csv)."))
     for c in checks:
         level = str(c.get("level", "note"))
         text = f"{c.get('message')}" + (f" ({c.get('code')})" if c.get("code") else "")
@@ -367,18 +378,26 @@ def property_blocks(name: str, rec: Mapping[str, Any], figures: Mapping[str, lis
     blocks = [Block("heading", f"Property: {name}{u}", level)]
     # what qualifies every interval of this property comes first
     blocks += _warning_blocks(_warnings_about(rec, "intervals"))
+    # the data the numbers come from: what the checks found, what the QC left out
+    blocks += _data_blocks(name, data or {})
     law = rec["law_n"]
+    refs = [r for r in ("direct", "simulation") if r in (rec.get("references") or {})]
     if f"{name}_scaling" in figures:
+        shown = {"direct": "direct learning", "simulation": "the simulation itself"}
+        lines = (f", the references ({' and '.join(shown[r] for r in refs)}) as horizontal lines" if refs else "")
         blocks.append(Block("figure", (f"{fig_dir}/{figures[f'{name}_scaling'][0]}",
                                        f"{name}: mean test MAE against n (90% band of the mean), the fitted law "
-                                       "dashed with its band and the alpha interval, the references (direct "
-                                       "learning, the simulation itself) as horizontal lines")))
+                                       f"dashed with its band and the alpha interval{lines}")))
     blocks += _law_blocks(law, "n", f"R(n) at m = {fmt(law.get('m'))}", rec, "law_n")
     blocks += _backtest_blocks(rec)
     blocks += _reference_blocks(rec, u)
+    if "simulation" not in refs:
+        blocks.append(Block("text", "No simulation reference: no target material of this property has a simulated "
+                                    "value in the source table (matched by canonical key), so the simulation cannot be "
+                                    "compared with experiment here (trials.csv: method simulation, status "
+                                    "no_reference)."))
     blocks += _surface_blocks(name, rec, figures, fig_dir)
     blocks += _group_blocks(name, rec, figures, fig_dir)
-    blocks += _data_blocks(name, data or {})
     return blocks
 
 

@@ -112,7 +112,7 @@ def _log_axes(ax: Axes) -> None:
     ax.yaxis.set_minor_locator(LogLocator(base=10.0, subs=(1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)))
     ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2.5, 0.9)))
     ax.xaxis.set_major_formatter(_CountLogFormatter(labelOnlyBase=False))
-    ax.xaxis.set_minor_formatter(_CountLogFormatter(labelOnlyBase=False, minor_thresholds=(1.0, 0.5)))
+    ax.xaxis.set_minor_formatter(_CountLogFormatter(labelOnlyBase=False, minor_thresholds=(2.2, 0.8)))
 
 
 def _tex_num(v: float, digits: int = 3) -> str:
@@ -489,6 +489,8 @@ def group_panels_figure(
             sub = f"α = {row['alpha']:.3g}, C = {row['C']:.2g}"
         elif row["status"] == "no_scaling":
             sub = "no scaling detected"
+        elif row["status"] == "too_few_rows":
+            sub = f"too few test rows ({row.get('test_rows', math.nan):.0f}) to rank"
         else:
             sub = f"fit: {row['status']}"
         rank = f"#{int(row['rank'])} " if row["status"] == "ok" else ""  # only laws that scale are ranked
