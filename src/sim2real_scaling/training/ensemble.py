@@ -479,7 +479,9 @@ def train_ensemble(
     wd_all = (weight_decay if weight_decay is not None else torch.full((E,), settings.weight_decay)).to(
         device=device, dtype=torch.float32)
     widths = [int(params[0].shape[1])] + [int(params[i].shape[2]) for i in range(0, len(params), 2)]
-    block = block_size(E, m, X.shape[1], widths, device) if full_batch else E
+    # On a CPU a large ensemble trains as consecutive cache-sized blocks of models (each model shuffles with its own
+    # generator, so blocks change no number); a step's working set is its batch of rows for every model of the block
+    block = block_size(E, m if full_batch else min(int(settings.batch_size or m), m), X.shape[1], widths, device)
     starts = list(range(0, E, block))
     total = len(starts) * epochs
     report_every = max(1, total // 10)
