@@ -84,6 +84,27 @@ def test_a_group_with_no_scaling_is_not_ranked_as_a_scaling_law() -> None:
     assert t.loc["none", "rank"] > ok_ranks.max() and t.loc["none", "rank"] < t.loc["rare", "rank"]
 
 
+@pytest.mark.parametrize("law", ["decaying", "flat"])
+def test_a_rarely_tested_group_is_not_ranked_whatever_its_law(law: str) -> None:
+    """A group with under 30 test rows at the largest n, or seen in under half of the trials, is labelled
+    too_few_rows, whether its fitted law decays or not (a 17-row group is not "no scaling detected")."""
+    gt = _group_trials()
+    rng = np.random.default_rng(2)
+    rare = gt[(gt["group"] == "steep") & (gt["trial"] < 15)].copy()  # 15 of 40 trials, 4 rows each: 60 rows
+    rare["group"] = "seldom"
+    if law == "flat":
+        rare["mae"] = 0.2 + rng.normal(0, 0.005, len(rare))
+    few = gt[(gt["group"] == "medium") & (gt["trial"] < 25)].copy()  # 25 of 40 trials, 1 row each: 25 rows
+    few["group"] = "thin"
+    few["count"] = 1
+    res = fit_group_scaling(validate_group_trials(pd.concat([gt, rare, few], ignore_index=True)), n_boot=20, seed=0)
+    t = res.table.set_index("group")
+    assert t.loc["seldom", "status"] == "too_few_rows" and t.loc["thin", "status"] == "too_few_rows"
+    assert "too few to say how this group scales" in res.fits["seldom"].message
+    assert t.loc["steep", "status"] == "ok" and t.loc["medium", "status"] == "ok"
+    assert t.loc["seldom", "rank"] > t[t["status"] == "ok"]["rank"].max()
+
+
 def test_from_group_summary() -> None:
     gt = _group_trials()
     g = gt.groupby(["property", "method", "n", "m", "group_by", "group"])["mae"]

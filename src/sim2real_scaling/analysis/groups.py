@@ -203,7 +203,8 @@ def fit_group_scaling(
                            "trials": int(counts[j])})
         tested = float(g.loc[np.isclose(g["n"].to_numpy(float), xs.max()), "count"].sum()) if xs.size else 0.0
         share = (int(counts.min()) / n_trials) if counts.size and n_trials else 0.0
-        if fit.ok and (tested < MIN_TEST_ROWS or share < MIN_TRIAL_SHARE):
+        # too few test rows says more than any law fitted to them: it comes first, decaying or not
+        if fit.has_params and (tested < MIN_TEST_ROWS or share < MIN_TRIAL_SHARE):
             fit.status = "too_few_rows"
             why = (f"{tested:.0f} test rows in {int(counts.min())} of {n_trials} trials at the largest n: too few to "
                    f"say how this group scales (ranked from {MIN_TEST_ROWS} rows in half of the trials)")

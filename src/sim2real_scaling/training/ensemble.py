@@ -539,8 +539,9 @@ def train_ensemble(
             if loss is not None:
                 loss_per_model = loss
             if report:
+                # models kept at epoch 0 (nothing beat the starting point) have no training loss: left out
                 done_losses = torch.cat([*losses, loss_per_model])
-                progress(done, total, float(done_losses.mean()))  # type: ignore[misc]
+                progress(done, total, float(done_losses.nanmean()))  # type: ignore[misc]
             if not checking:
                 continue
             if monitor.check(epoch + 1, loss_per_model):  # type: ignore[union-attr]
