@@ -85,3 +85,7 @@ def test_a_planted_unit_slip_is_flagged_left_out_and_named_in_the_report(tmp_pat
     assert pd.read_csv(prepared / "qc.csv")["action"].tolist() == ["kept"]
     assert Design.from_dict(read_json(prepared / "design.json")).n_target == 50
     assert "kept in training and testing" in to_markdown(_data_blocks("density", read_data_checks(prepared)))
+    # a qc.csv without its action column (an older run): the report says it does not know, it does not guess
+    pd.read_csv(prepared / "qc.csv").drop(columns=["action"]).to_csv(prepared / "qc.csv", index=False)
+    page = to_markdown(_data_blocks("density", read_data_checks(prepared)))
+    assert "does not record whether they were kept or left out" in page and "kept in training" not in page

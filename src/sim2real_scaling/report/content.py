@@ -351,8 +351,15 @@ def _data_blocks(name: str, data: Mapping[str, Any]) -> list[Block]:
         blocks.append(Block("warning" if level in ("warning", "error") else "text", text))
     if qc:
         dropped = sum(str(r.get("action", "")) == "dropped" for r in qc)
-        what = (f"{dropped} of them left out of training and testing (qc.action: drop)" if dropped else
-                "all of them kept in training and testing (qc.action: flag): check them")
+        kept = sum(str(r.get("action", "")) == "kept" for r in qc)
+        if dropped:
+            what = f"{dropped} of them left out of training and testing (qc.action: drop)" + (
+                f", {kept} kept" if kept else "")
+        elif kept == len(qc):
+            what = "all of them kept in training and testing (qc.action: flag): check them"
+        else:  # a qc.csv without its action column (written before it had one): say so, do not guess
+            what = ("qc.csv does not record whether they were kept or left out (it predates that column; "
+                    "rerun the design with --forcerun design)")
         blocks.append(Block("warning", f"{len(qc)} rows flagged by the data QC (an outlier of its table on the "
                                        "transformed scale, a value in other units, or an experimental value that "
                                        "disagrees with its own simulated value far more than the other materials' "
