@@ -141,3 +141,16 @@ def test_rank_groups_ties() -> None:
     r = rank_groups(t)
     assert list(r["group"]) == ["d", "b", "a", "c"]
     assert list(r["rank"]) == [1, 2, 3, 4]
+
+
+def test_the_report_prints_row_counts_in_full_and_rarely_tested_groups_unranked() -> None:
+    from sim2real_scaling.report.content import _group_blocks, to_markdown
+
+    table = [{"rank": 1, "group": "middle", "status": "ok", "alpha": 0.05, "alpha_ci_low": 0.02,
+              "alpha_ci_high": 0.08, "C": 0.0, "C_ci_low": 0.0, "C_ci_high": 0.0, "mae_at_max_n": 0.67,
+              "mae_direct": 0.69, "trials": 50, "test_rows": 17670.0},
+             {"rank": 2, "group": "PDIE", "status": "too_few_rows", "mae_at_max_n": 0.02, "mae_direct": 0.02,
+              "trials": 17, "test_rows": 17.0}]
+    page = to_markdown(_group_blocks("density", {"groups": {"class": {"table": table}}}, {}, "figures"))
+    assert "| 1 | middle |" in page and "| 17,670 | scales |" in page
+    assert "| - | PDIE | - | - |" in page and "| 17 | too few test rows to rank |" in page

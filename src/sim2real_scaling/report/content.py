@@ -68,6 +68,13 @@ def study_problems(trials: pd.DataFrame, fits: Mapping[str, Any]) -> tuple[list[
     return problems, notes
 
 
+def _count(value: Any) -> str:
+    """A count of rows, in full (17,670 rather than 1.767e+04)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{float(value):,.0f}"
+
+
 def fmt(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
@@ -299,7 +306,7 @@ def _group_blocks(name: str, rec: Mapping[str, Any], figures: Mapping[str, list[
             c = f"{fmt(r.get('C'))} {_interval(r.get('C_ci_low'), r.get('C_ci_high'))}" if status == "ok" else "-"
             rows.append([fmt(r.get("rank")) if status == "ok" else "-", str(r.get("group")), alpha, c,
                          fmt(r.get("mae_at_max_n")), fmt(r.get("mae_direct")), fmt(r.get("trials")),
-                         fmt(r.get("test_rows")), verdict])
+                         _count(r.get("test_rows")), verdict])
         blocks.append(Block("table", rows))
     return blocks
 
