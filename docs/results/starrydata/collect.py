@@ -49,7 +49,7 @@ def study_tables(root: Path, study: str) -> None:
     print("|---:|---|---|---|---|")
     direct = summary[summary["method"] == "direct"].iloc[0]
     for c in rec["transfer_vs_direct"]:
-        row = summary[(summary["method"] == "transfer") & (summary["n"] == c["n"])].iloc[0]
+        row = summary[(summary["method"] == rec["method"]) & (summary["n"] == c["n"])].iloc[0]
         d = c["difference"]
         print(f"| {int(c['n'])} | {row['mae_mean']:.4f} [{row['mae_ci_low']:.4f}, {row['mae_ci_high']:.4f}] | "
               f"{direct['mae_mean']:.4f} | {d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] | "
