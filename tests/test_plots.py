@@ -200,3 +200,11 @@ def test_pyplot_state_untouched(data: dict) -> None:
     before = plt.get_fignums()
     scaling_curve_figure(data["summary"], data["law"], "density")
     assert plt.get_fignums() == before
+
+
+@pytest.mark.parametrize(("unit", "typeset"), [("g/cm3", "g/cm³"), ("W m^-1 K^-1", "W m⁻¹ K⁻¹"), ("m2/s", "m²/s"),
+                                               ("log10(S/m)", "log₁₀(S/m)"), ("J/(kg K)", "J/(kg K)")])
+def test_units_are_typeset_with_powers_raised_and_a_logarithm_base_lowered(unit: str, typeset: str) -> None:
+    from sim2real_scaling.report.figures import typeset_unit
+
+    assert typeset_unit(unit) == typeset

@@ -48,15 +48,18 @@ __all__ = [
 #: panels per page of the per-group figure (more groups: more pages, ``<stem>_p2`` ...)
 GROUPS_PER_PAGE = 24
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
 def typeset_unit(unit: str | None) -> str | None:
-    """A unit as it should read: ``g/cm3`` -> ``g/cm³``, ``W m^-1 K^-1`` -> ``W m⁻¹ K⁻¹``, ``m2/s`` -> ``m²/s``."""
+    """A unit as it should read: ``g/cm3`` -> ``g/cm³``, ``W m^-1 K^-1`` -> ``W m⁻¹ K⁻¹``, ``m2/s`` -> ``m²/s``;
+    a logarithm's base is a subscript, not a power: ``log10(S/m)`` -> ``log₁₀(S/m)``."""
     import re
 
     if not unit:
         return unit
     text = re.sub(r"\^\{?(-?\d+)\}?", lambda mt: mt.group(1).translate(_SUPERSCRIPT), str(unit))
+    text = re.sub(r"\blog(\d+)", lambda mt: "log" + mt.group(1).translate(_SUBSCRIPT), text)
     return re.sub(r"(?<=[A-Za-z])(-?\d+)(?![\d.])", lambda mt: mt.group(1).translate(_SUPERSCRIPT), text)
 
 _TRANSFER = "#1f5fa8"
