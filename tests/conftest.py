@@ -44,6 +44,20 @@ def tiny_study(tmp_path_factory) -> Path:
     return tmp / "results" / "tiny"
 
 
+def prepare_property(config: dict, name: str, prepared: Path, descriptors: Path) -> dict[str, Path]:
+    """The data stages of one property as the workflow runs them: prepare into ``prepared/``, featurize into
+    ``descriptors`` (its cache beside it), design (``prepared/design.json``, ``qc.csv``). Returns the training
+    inputs without the design."""
+    from sim2real_scaling.stages import stage_design, stage_featurize, stage_prepare
+
+    stage_prepare(config, name, prepared)
+    stage_featurize(config, [prepared / "source.csv", prepared / "target.csv"], descriptors,
+                    descriptors.with_name("cache.npz"))
+    inputs = {"source": prepared / "source.csv", "target": prepared / "target.csv", "descriptors": descriptors}
+    stage_design(config, name, inputs, {"design": prepared / "design.json", "qc": prepared / "qc.csv"})
+    return inputs
+
+
 def require_shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"the shared data folder {SHARED_DATA} is missing (tests read the public data sets from there)")

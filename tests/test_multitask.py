@@ -331,17 +331,15 @@ def _tiny_chi_config(results: Path) -> dict:
 
 
 def test_small_real_chi_run(tmp_path: Path, shared_data: Path) -> None:
-    from sim2real_scaling.stages import stage_design, stage_featurize, stage_prepare, stage_train
+    from conftest import prepare_property
+    from sim2real_scaling.stages import stage_train
     from sim2real_scaling.training.design import Design
 
     config = validate_config(_tiny_chi_config(tmp_path / "results"))
     prepared = tmp_path / "prepared"
-    stage_prepare(config, "chi", prepared)
     features = tmp_path / "descriptors.npz"
-    stage_featurize(config, [prepared / "source.csv", prepared / "target.csv"], features, tmp_path / "cache.npz")
+    inputs = prepare_property(config, "chi", prepared, features)
     assert len(DescriptorStore.load(features).keys) == 186  # 46 polymers + 140 solvents
-    inputs = {"source": prepared / "source.csv", "target": prepared / "target.csv", "descriptors": features}
-    stage_design(config, "chi", inputs, {"design": prepared / "design.json", "qc": prepared / "qc.csv"})
     design = Design.from_dict(yaml.safe_load((prepared / "design.json").read_text()))
     # QC drops one isolated COSMO-RS value (chi 4.6 for trans-polybutadiene in methanol, 14 robust SDs out)
     qc = pd.read_csv(prepared / "qc.csv")

@@ -13,9 +13,11 @@ from sim2real_scaling.config import validate_config
 from sim2real_scaling.data.qc import QCSettings, isolated, qc_flags, robust_z
 from sim2real_scaling.data.synthetic import generate_benchmark
 from sim2real_scaling.report.content import _data_blocks, read_data_checks, to_markdown
-from sim2real_scaling.stages import stage_design, stage_featurize, stage_prepare
+from sim2real_scaling.stages import stage_design
 from sim2real_scaling.training.design import Design
 from sim2real_scaling.io import read_json
+
+from conftest import prepare_property
 
 RNG = np.random.default_rng(11)
 
@@ -65,12 +67,7 @@ def test_a_planted_unit_slip_is_flagged_left_out_and_named_in_the_report(tmp_pat
                                    "transform": ["log", "standardize"], "transform_fit_on": "each"}},
         "grid": {"n": [40, 120]}, "protocol": {"trials": 4, "chunk_size": 4}})
     prepared = tmp_path / "prepared" / "density"
-    stage_prepare(config, "density", prepared)
-    stage_featurize(config, [prepared / "source.csv", prepared / "target.csv"], tmp_path / "descriptors.npz",
-                    tmp_path / "cache.npz")
-    inputs = {"source": prepared / "source.csv", "target": prepared / "target.csv",
-              "descriptors": tmp_path / "descriptors.npz"}
-    stage_design(config, "density", inputs, {"design": prepared / "design.json", "qc": prepared / "qc.csv"})
+    inputs = prepare_property(config, "density", prepared, tmp_path / "descriptors.npz")
     qc = pd.read_csv(prepared / "qc.csv")
     assert qc[["table", "row", "action"]].values.tolist() == [["target", 9, "dropped"]]  # file row 9: header + 8
     assert "unit" in qc["check"].item() or "outlier" in qc["check"].item()

@@ -22,11 +22,12 @@ import yaml
 
 from sim2real_scaling.config import validate_config
 from sim2real_scaling.data.synthetic import generate_benchmark
-from sim2real_scaling.stages import (environment_record, set_threads, stage_design, stage_featurize, stage_prepare,
-                                     stage_record_run)
+from sim2real_scaling.stages import environment_record, set_threads, stage_record_run
 from sim2real_scaling.stages.train import chunk_trials, load_training_data
 from sim2real_scaling.training.runner import make_protocol, run_job
 from sim2real_scaling.training.strategies import pretrain_networks
+
+from conftest import prepare_property
 
 CPU = torch.device("cpu")
 TRIALS = list(range(6))
@@ -62,13 +63,7 @@ def study(tmp_path_factory):
     generate_benchmark(seed=9, n_source=120, n_target=40, noise_source=0.01, noise_target=0.015, hidden_strength=0.2,
                        source_path=folder / "simulated.csv", target_path=folder / "experimental.csv")
     config = make_config(folder)
-    prepared = folder / "prepared"
-    stage_prepare(config, "density", prepared)
-    stage_featurize(config, [prepared / "source.csv", prepared / "target.csv"], folder / "descriptors.npz",
-                    folder / "cache.npz")
-    inputs = {"source": prepared / "source.csv", "target": prepared / "target.csv",
-              "descriptors": folder / "descriptors.npz"}
-    stage_design(config, "density", inputs, {"design": prepared / "design.json", "qc": prepared / "qc.csv"})
+    prepare_property(config, "density", folder / "prepared", folder / "descriptors.npz")
     return folder, config, load(folder, config)
 
 

@@ -191,12 +191,12 @@ def pretrain_networks(settings: TrainingSettings, data: Any, protocol: Protocol,
     val = np.stack([o[h[1]] for o, h in zip(orders, holdouts, strict=True)])
     init = init_parameters(spec, [protocol.init_seed("pretrain_init", n_index, r) for r in reps])
     X = torch.from_numpy(np.ascontiguousarray(data.X_source)).to(device)
-    values = data.source_values
-    y = torch.from_numpy(data.source_transform.transform(values).astype(np.float32)).to(device)
+    y_np = data.source_transform.transform(data.source_values).astype(np.float32)
+    y = torch.from_numpy(y_np).to(device)
     cp = None
     if val.shape[1] > 0:
         cp = Checkpoints(every=pre.every, mode="best", val_idx=torch.from_numpy(val),
-                         score=transformed_scorer(y.cpu().numpy(), val), patience=pre.patience)
+                         score=transformed_scorer(y_np, val), patience=pre.patience)
     params, loss = train_ensemble(
         init, X, y, torch.from_numpy(fit).to(device), pre.optimizer, activation=spec.activation,
         shuffle_seeds=[protocol.init_seed("pretrain_shuffle", n_index, r) for r in reps],
